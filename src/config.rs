@@ -1,0 +1,163 @@
+//! The config a page passes to `AgentAssist.init`, checked field by field so
+//! that every mistake is reported with the name of the field at fault.
+
+use crate::error::{Error, Result};
+use crate::i18n::{Strings, KEYS, NOTICES_KEY};
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// Longest site key accepted; real keys are far shorter.
+const MAX_SITE_KEY: usize = 200;
+/// Most notices a modal shows; more would push the code out of view.
+const MAX_NOTICES: u32 = 10;
+const FIELDS: &str = "siteKey, broker, locale, privacyUrl, theme, strings";
+
+/// Light or dark appearance; `Auto` follows `prefers-color-scheme`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Theme {
+    Auto,
+    Light,
+    Dark,
+}
+
+/// A checked config.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub site_key: String,
+    /// Base URL of the broker, without a trailing slash.
+    pub broker: String,
+    pub strings: Strings,
+    pub privacy_url: Option<String>,
+    pub theme: Theme,
+}
+
+impl Config {
+    /// Checks a JS config object. `page_url` resolves relative URLs and is the
+    /// default broker origin; `default_locale` is `navigator.language`.
+    pub fn from_js(value: &JsValue, page_url: &str, default_locale: &str) -> Result<Config> {
+        let obj: &Object = value
+            .dyn_ref::<Object>()
+            .filter(|_| !value.is_function() && !Array::is_array(value))
+            .ok_or_else(|| bad("expected an object such as { siteKey: \"…\" }"))?;
+        for key in Object::keys(obj).iter() {
+            let key = key.as_string().unwrap_or_default();
+            if !FIELDS.split(", ").any(|f| f == key) {
+                return Err(bad(&["unknown field `", &key, "` (known fields: ", FIELDS, ")"].concat()));
+            }
+        }
+
+        let site_key = string_field(obj, "siteKey")?.ok_or_else(|| bad("`siteKey` is required"))?;
+        if site_key.is_empty()
+            || site_key.len() > MAX_SITE_KEY
+            || site_key.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(bad("`siteKey` must be a non-empty key without spaces"));
+        }
+
+        let broker = match string_field(obj, "broker")? {
+            Some(b) => http_url(&b, page_url, "broker")?,
+            None => origin_of(page_url).ok_or_else(|| bad("`broker` is required here"))?,
+        };
+        let broker = broker.trim_end_matches('/').to_owned();
+
+        let locale = string_field(obj, "locale")?.unwrap_or_else(|| default_locale.to_owned());
+        let mut strings = Strings::for_locale(&locale);
+        let overrides = get(obj, "strings")?;
+        if !overrides.is_undefined() {
+            apply_overrides(&mut strings, &overrides)?;
+        }
+
+        let privacy_url = match string_field(obj, "privacyUrl")? {
+            Some(u) => Some(http_url(&u, page_url, "privacyUrl")?),
+            None => None,
+        };
+
+        let theme = match string_field(obj, "theme")?.as_deref() {
+            None | Some("auto") => Theme::Auto,
+            Some("light") => Theme::Light,
+            Some("dark") => Theme::Dark,
+            Some(_) => return Err(bad("`theme` must be \"auto\", \"light\" or \"dark\"")),
+        };
+
+        Ok(Config {
+            site_key,
+            broker,
+            strings,
+            privacy_url,
+            theme,
+        })
+    }
+}
+
+fn bad(msg: &str) -> Error {
+    Error::Config(msg.to_owned())
+}
+
+fn get(obj: &Object, key: &str) -> Result<JsValue> {
+    // Reading a property fails only on a throwing getter; report it as config.
+    Reflect::get(obj, &JsValue::from_str(key)).map_err(|_| bad(&["`", key, "` could not be read"].concat()))
+}
+
+/// A string field; `undefined`/`null` are "not given", any other type is an error.
+fn string_field(obj: &Object, key: &str) -> Result<Option<String>> {
+    let v = get(obj, key)?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_string()
+        .map(Some)
+        .ok_or_else(|| bad(&["`", key, "` must be a string"].concat()))
+}
+
+/// Resolves `url` against the page and requires http(s).
+fn http_url(url: &str, page_url: &str, field: &str) -> Result<String> {
+    let parsed = web_sys::Url::new_with_base(url, page_url)
+        .map_err(|_| bad(&["`", field, "` is not a valid URL: ", url].concat()))?;
+    let protocol = parsed.protocol();
+    if protocol != "https:" && protocol != "http:" {
+        return Err(bad(&["`", field, "` must be an http(s) URL"].concat()));
+    }
+    Ok(parsed.href())
+}
+
+fn origin_of(page_url: &str) -> Option<String> {
+    let url = web_sys::Url::new(page_url).ok()?;
+    let origin = url.origin();
+    (origin.starts_with("http")).then_some(origin)
+}
+
+fn apply_overrides(strings: &mut Strings, overrides: &JsValue) -> Result<()> {
+    let obj = overrides
+        .dyn_ref::<Object>()
+        .filter(|_| !Array::is_array(overrides))
+        .ok_or_else(|| bad("`strings` must be an object of texts"))?;
+    for key in Object::keys(obj).iter() {
+        let key = key.as_string().unwrap_or_default();
+        let value = get(obj, &key)?;
+        if key == NOTICES_KEY {
+            strings.notices = notices(&value)?;
+            continue;
+        }
+        let text = value
+            .as_string()
+            .ok_or_else(|| bad(&["`strings.", &key, "` must be a string"].concat()))?;
+        if !strings.set(&key, text) {
+            let known = KEYS.join(", ");
+            return Err(bad(&["unknown text `strings.", &key, "` (known: ", &known, ", notices)"].concat()));
+        }
+    }
+    Ok(())
+}
+
+fn notices(value: &JsValue) -> Result<Vec<String>> {
+    let list = value
+        .dyn_ref::<Array>()
+        .filter(|a| a.length() <= MAX_NOTICES)
+        .ok_or_else(|| bad("`strings.notices` must be an array of at most 10 strings"))?;
+    list.iter()
+        .map(|v| {
+            v.as_string()
+                .ok_or_else(|| bad("`strings.notices` must contain only strings"))
+        })
+        .collect()
+}

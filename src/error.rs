@@ -1,0 +1,103 @@
+//! The SDK's error type. Converted to a JS `Error` only at the wasm-bindgen
+//! boundary, with a stable `code` property a page can branch on.
+
+use agent_assist_protocol::ErrorCode;
+use wasm_bindgen::JsValue;
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum Error {
+    /// The page gave `init` a bad config; the message names the field.
+    #[error("Agent Assist config: {0}")]
+    Config(String),
+    /// `fetch` failed: the broker is down, unreachable, or refused CORS.
+    #[error("Agent Assist could not reach its server")]
+    Network,
+    /// The broker did not answer within the client's time limit.
+    #[error("Agent Assist's server did not answer in time")]
+    Timeout,
+    /// The broker answered with an error.
+    #[error("Agent Assist's server answered: {message}")]
+    Api { code: ErrorCode, message: String },
+    /// The broker answered something that is not what the protocol says.
+    #[error("Agent Assist's server sent an answer it could not read")]
+    BadResponse,
+    /// An unexpected exception from a browser API.
+    #[error("Agent Assist: {0}")]
+    Js(String),
+    /// The page has no DOM (server-side rendering, a worker).
+    #[error("Agent Assist needs a browser page (no document here)")]
+    NoDocument,
+    /// The instance was destroyed and cannot be used any more.
+    #[error("this Agent Assist instance was destroyed")]
+    Destroyed,
+    /// `on`/`off` with an event name we never emit.
+    #[error("Agent Assist: unknown event `{0}` (known: code.created, code.expired, code.cancelled, error)")]
+    UnknownEvent(String),
+}
+
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+impl Error {
+    /// The stable code a page sees as `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Network => "network",
+            Error::Timeout => "timeout",
+            Error::Api { code, .. } => api_code_name(*code),
+            Error::BadResponse => "bad_response",
+            Error::Js(_) => "browser",
+            Error::NoDocument => "no_document",
+            Error::Destroyed => "destroyed",
+            Error::UnknownEvent(_) => "unknown_event",
+        }
+    }
+
+    /// True when trying again later may help (the visitor sees "Try again").
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Network | Error::Timeout | Error::BadResponse => true,
+            Error::Api { code, .. } => code.status() >= 500,
+            _ => false,
+        }
+    }
+}
+
+fn api_code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::MalformedJson => "malformed_json",
+        ErrorCode::InvalidField => "invalid_field",
+        ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+        ErrorCode::PayloadTooLarge => "payload_too_large",
+        ErrorCode::InvalidToken => "invalid_token",
+        ErrorCode::OriginNotAllowed => "origin_not_allowed",
+        ErrorCode::UnknownSite => "unknown_site",
+        ErrorCode::UnknownSession => "unknown_session",
+        ErrorCode::NotFound => "not_found",
+        ErrorCode::MethodNotAllowed => "method_not_allowed",
+        ErrorCode::InvalidState => "invalid_state",
+        ErrorCode::NoFreeCodes => "no_free_codes",
+        ErrorCode::Internal => "internal",
+        ErrorCode::Unknown => "unknown",
+    }
+}
+
+impl From<JsValue> for Error {
+    fn from(value: JsValue) -> Self {
+        let text = js_sys::Reflect::get(&value, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string())
+            .or_else(|| value.as_string())
+            .unwrap_or_else(|| "unexpected browser error".into());
+        Error::Js(text)
+    }
+}
+
+impl From<Error> for JsValue {
+    fn from(err: Error) -> Self {
+        let js = js_sys::Error::new(&err.to_string());
+        // Setting a property on a fresh Error object cannot fail.
+        let _ = js_sys::Reflect::set(&js, &"code".into(), &err.code().into());
+        js.into()
+    }
+}

@@ -1,0 +1,184 @@
+//! Built-in wording (English and French) and the page's overrides.
+//!
+//! Every string the widget shows has a key; a site replaces any of them with
+//! `strings: { key: "…" }` in its config. The wording is ours, written for
+//! visitors who may be anxious about letting someone "see their screen".
+
+/// A piece of text the widget shows, by key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Text {
+    Link,
+    Title,
+    PrivacyIntro,
+    PrivacyLink,
+    CodeLabel,
+    CodeSpokenPrefix,
+    Loading,
+    ExpiresIn,
+    Expired,
+    NewCode,
+    Cancel,
+    Close,
+    ErrorNetwork,
+    ErrorServer,
+    Retry,
+}
+
+/// Config keys, in the order of [`Text`].
+pub const KEYS: [&str; 15] = [
+    "link",
+    "title",
+    "privacyIntro",
+    "privacyLink",
+    "codeLabel",
+    "codeSpokenPrefix",
+    "loading",
+    "expiresIn",
+    "expired",
+    "newCode",
+    "cancel",
+    "close",
+    "errorNetwork",
+    "errorServer",
+    "retry",
+];
+
+/// The key of the list of notices shown above the code.
+pub const NOTICES_KEY: &str = "notices";
+
+const EN: [&str; 15] = [
+    "Agent Assist",
+    "Share your screen with support",
+    "To learn how we handle your data, read our",
+    "Privacy Statement",
+    "Your support code",
+    "Your support code is",
+    "Getting your code…",
+    "Expires in",
+    "This code has expired.",
+    "Get a new code",
+    "Cancel",
+    "Close",
+    "We couldn't reach our support service. Check your connection and try again.",
+    "Something went wrong on our side. Please try again in a moment.",
+    "Try again",
+];
+
+const EN_NOTICES: [&str; 5] = [
+    "Sharing lets a support agent see this website the way you see it, so they can guide you.",
+    "Only use it while you are talking to one of our agents by phone or chat.",
+    "The agent sees only the pages and fields of this site that we allow, and nothing else on your device.",
+    "Passwords and other sensitive details stay hidden, and the agent cannot click, type or change anything.",
+    "Read the code below to your agent, then follow their instructions.",
+];
+
+const FR: [&str; 15] = [
+    "Agent Assist",
+    "Partager votre écran avec le support",
+    "Pour savoir comment nous traitons vos données, consultez notre",
+    "Déclaration de confidentialité",
+    "Votre code d'assistance",
+    "Votre code d'assistance est",
+    "Obtention de votre code…",
+    "Expire dans",
+    "Ce code a expiré.",
+    "Obtenir un nouveau code",
+    "Annuler",
+    "Fermer",
+    "Impossible de joindre notre service d'assistance. Vérifiez votre connexion et réessayez.",
+    "Un problème est survenu de notre côté. Réessayez dans un instant.",
+    "Réessayer",
+];
+
+const FR_NOTICES: [&str; 5] = [
+    "Le partage permet à un conseiller de voir ce site comme vous le voyez, pour vous guider.",
+    "Utilisez-le uniquement pendant un échange avec l'un de nos conseillers, par téléphone ou par chat.",
+    "Le conseiller ne voit que les pages et les champs de ce site que nous autorisons, rien d'autre sur votre appareil.",
+    "Les mots de passe et autres données sensibles restent masqués, et le conseiller ne peut ni cliquer, ni saisir, ni modifier quoi que ce soit.",
+    "Lisez le code ci-dessous à votre conseiller, puis suivez ses instructions.",
+];
+
+/// The locales with built-in wording.
+pub const LOCALES: [&str; 2] = ["en", "fr"];
+
+/// The resolved wording of one widget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Strings {
+    /// `lang` attribute for the widget's root, e.g. `fr`.
+    pub lang: &'static str,
+    texts: Vec<String>,
+    pub notices: Vec<String>,
+}
+
+impl Strings {
+    /// The built-in wording for a BCP 47 language tag: French for `fr`,
+    /// `fr-CA`…, English for everything else.
+    pub fn for_locale(tag: &str) -> Strings {
+        let french = tag
+            .get(..2)
+            .is_some_and(|p| p.eq_ignore_ascii_case("fr"))
+            && tag.get(2..3).is_none_or(|sep| sep == "-" || sep == "_");
+        let (lang, texts, notices) = if french {
+            ("fr", &FR, &FR_NOTICES[..])
+        } else {
+            ("en", &EN, &EN_NOTICES[..])
+        };
+        Strings {
+            lang,
+            texts: texts.iter().map(|s| (*s).to_owned()).collect(),
+            notices: notices.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    pub fn get(&self, text: Text) -> &str {
+        &self.texts[text as usize]
+    }
+
+    /// Replaces the text with config key `key`; false when no text has that key.
+    pub fn set(&mut self, key: &str, value: String) -> bool {
+        match KEYS.iter().position(|k| *k == key) {
+            Some(i) => {
+                self.texts[i] = value;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn french_is_chosen_for_every_french_tag() {
+        for tag in ["fr", "FR", "fr-CA", "fr_BE"] {
+            assert_eq!(Strings::for_locale(tag).lang, "fr", "{tag}");
+        }
+        for tag in ["en", "en-GB", "de", "", "f", "fra", "frisian"] {
+            assert_eq!(Strings::for_locale(tag).lang, "en", "{tag}");
+        }
+    }
+
+    #[test]
+    fn both_locales_have_every_text_and_notices() {
+        for tag in LOCALES {
+            let s = Strings::for_locale(tag);
+            for (i, key) in KEYS.iter().enumerate() {
+                assert!(!s.texts[i].is_empty(), "{tag}.{key}");
+            }
+            assert_eq!(s.notices.len(), 5);
+        }
+        assert_ne!(Strings::for_locale("fr").get(Text::Cancel), "Cancel");
+    }
+
+    #[test]
+    fn overrides_replace_one_text_and_reject_unknown_keys() {
+        let mut s = Strings::for_locale("en");
+        assert!(s.set("cancel", "Never mind".into()));
+        assert_eq!(s.get(Text::Cancel), "Never mind");
+        assert_eq!(s.get(Text::Close), "Close");
+        assert!(!s.set("cancle", "x".into()));
+    }
+}

@@ -1,0 +1,54 @@
+// Script-tag loader, appended to wasm-bindgen's `no-modules` glue by
+// `cargo xtask build`. It finds the .wasm next to this script, reads the
+// config from the tag's data-* attributes, and mounts the footer link.
+//
+//   <script src=".../agent-assist.js" data-site-key="…" defer></script>
+//
+// Attributes: data-site-key (required for auto-mount), data-broker (default:
+// this script's origin), data-locale, data-privacy-url, data-theme,
+// data-link-label, data-mount (CSS selector, or "none" for no footer link).
+//
+// The page gets `window.AgentAssist`: `init(config)` resolves to a new
+// widget; `ready` resolves to the auto-mounted widget (or null).
+var script = document.currentScript;
+var base = (script && script.src) || location.href;
+var data = (script && script.dataset) || {};
+var loaded = null;
+
+function load() {
+  if (!loaded) {
+    loaded = wasm_bindgen({ module_or_path: new URL("agent-assist_bg.wasm", base) });
+  }
+  return loaded.then(function () { return wasm_bindgen.AgentAssist; });
+}
+
+function init(config) {
+  return load().then(function (AgentAssist) { return AgentAssist.init(config); });
+}
+
+function autoMount() {
+  if (!data.siteKey) return Promise.resolve(null);
+  var config = { siteKey: data.siteKey, broker: data.broker || new URL(base).origin };
+  if (data.locale) config.locale = data.locale;
+  if (data.privacyUrl) config.privacyUrl = data.privacyUrl;
+  if (data.theme) config.theme = data.theme;
+  if (data.linkLabel) config.strings = { link: data.linkLabel };
+  return init(config).then(function (widget) {
+    if (data.mount !== "none") widget.mountFooterLink(data.mount || undefined);
+    return widget;
+  });
+}
+
+var ready = autoMount().then(
+  function (widget) {
+    window.dispatchEvent(new CustomEvent("agent-assist:ready", { detail: widget }));
+    return widget;
+  },
+  function (err) {
+    // A broken embed must not break the host page: report, never throw.
+    console.error("Agent Assist could not start:", err);
+    return null;
+  }
+);
+
+window.AgentAssist = { init: init, ready: ready };

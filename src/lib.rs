@@ -1,0 +1,128 @@
+//! # Agent Assist browser SDK
+//!
+//! Rust compiled to WebAssembly. A site embeds it with one script tag (or
+//! imports the npm package) and gets a footer "Agent Assist" link; a click
+//! opens the share-screen modal with a 6-digit support code from the broker.
+//!
+//! # Layout
+//! - [`AgentAssist`] (this file): the JS API, the only `#[wasm_bindgen]`
+//!   surface. Errors become JS `Error`s with a `code` property here and only here.
+//! - `widget`: the controller — the code's life, the UI, the page's events.
+//! - `ui`: components (host + shadow root, footer link, code modal), each
+//!   owning its nodes, listeners and timers and removing them on drop.
+//! - `client`: `fetch` calls to the broker with the `agent-assist-protocol` types.
+//! - `config`: the page's config, checked field by field.
+//! - [`i18n`]: built-in English and French wording and overrides.
+//! - [`code`]: pure formatting helpers (grouping, spoken form, countdown).
+//! - `events`, `error`: the page-facing event emitter and the error type.
+//!
+//! Nothing runs at import time and nothing touches the network, storage or
+//! timers until the visitor asks for a code.
+
+mod client;
+pub mod code;
+mod config;
+mod error;
+mod events;
+pub mod i18n;
+mod ui;
+mod widget;
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod web_tests;
+
+use wasm_bindgen::prelude::*;
+use web_sys::Element;
+
+pub use error::Error;
+
+/// One Agent Assist widget on the page.
+#[wasm_bindgen]
+pub struct AgentAssist {
+    widget: widget::Widget,
+}
+
+#[wasm_bindgen]
+impl AgentAssist {
+    /// Checks `config` and creates a widget. Nothing is shown until
+    /// `mountFooterLink()` or `open()`, and nothing is sent until a code is
+    /// asked for.
+    pub fn init(config: JsValue) -> Result<AgentAssist, JsValue> {
+        let window = web_sys::window().ok_or(Error::NoDocument)?;
+        let page_url = window.location().href().map_err(Error::from)?;
+        let language = window.navigator().language().unwrap_or_default();
+        let config = config::Config::from_js(&config, &page_url, &language)?;
+        Ok(AgentAssist {
+            widget: widget::Widget::new(config)?,
+        })
+    }
+
+    /// Adds the footer link to `target` (an element or a CSS selector), or by
+    /// default to `[data-agent-assist]`, else the last `<footer>`, else `<body>`.
+    #[wasm_bindgen(js_name = mountFooterLink)]
+    pub fn mount_footer_link(&self, target: JsValue) -> Result<(), JsValue> {
+        let parent = if target.is_undefined() || target.is_null() {
+            None
+        } else if let Some(selector) = target.as_string() {
+            let doc = web_sys::window()
+                .and_then(|w| w.document())
+                .ok_or(Error::NoDocument)?;
+            let found = doc
+                .query_selector(&selector)
+                .map_err(|_| Error::Config(["`", &selector, "` is not a valid CSS selector"].concat()))?;
+            Some(found.ok_or_else(|| Error::Config(["no element matches `", &selector, "`"].concat()))?)
+        } else {
+            Some(
+                target
+                    .dyn_into::<Element>()
+                    .map_err(|_| Error::Config("the mount target must be an element or a CSS selector".into()))?,
+            )
+        };
+        Ok(self.widget.mount_footer_link(parent)?)
+    }
+
+    /// Opens the share-screen modal and asks the broker for a code.
+    pub fn open(&self) -> Result<(), JsValue> {
+        Ok(self.widget.open()?)
+    }
+
+    /// Closes the modal; a code on display is withdrawn at the broker.
+    pub fn close(&self) -> Result<(), JsValue> {
+        Ok(self.widget.close()?)
+    }
+
+    /// For sites that draw their own UI: resolves to `{ code, sessionId,
+    /// expiresAt, expiresIn }`, the live code or a new one.
+    #[wasm_bindgen(js_name = createSessionCode)]
+    pub fn create_session_code(&self) -> js_sys::Promise {
+        self.widget.create_session_code()
+    }
+
+    /// Withdraws the live code at the broker (custom UIs' Cancel).
+    #[wasm_bindgen(js_name = cancelSessionCode)]
+    pub fn cancel_session_code(&self) -> Result<(), JsValue> {
+        Ok(self.widget.cancel_code()?)
+    }
+
+    /// Calls `listener(detail)` on `event`: `code.created`, `code.expired`,
+    /// `code.cancelled` or `error`.
+    pub fn on(&self, event: &str, listener: js_sys::Function) -> Result<(), JsValue> {
+        Ok(self.widget.on(event, listener)?)
+    }
+
+    /// Stops calling `listener` on `event`.
+    pub fn off(&self, event: &str, listener: js_sys::Function) -> Result<(), JsValue> {
+        Ok(self.widget.off(event, &listener)?)
+    }
+
+    /// Removes every node and listener the widget added and withdraws its code.
+    pub fn destroy(&self) {
+        self.widget.destroy();
+    }
+
+    /// The SDK's version.
+    #[wasm_bindgen(getter)]
+    pub fn version() -> String {
+        env!("CARGO_PKG_VERSION").to_owned()
+    }
+}

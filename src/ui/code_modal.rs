@@ -1,0 +1,285 @@
+//! The share-screen modal: title, notices, privacy link, the code (or a
+//! placeholder, the expired notice, or an error), the time left, and Cancel.
+//!
+//! It is a native `<dialog>` opened with `showModal()`: it sits in the top
+//! layer (no z-index fights with the host page), the rest of the page is
+//! inert, and Esc raises `cancel`. Tab is additionally wrapped inside it so
+//! keyboard focus never reaches the browser chrome in the middle of the flow.
+
+use super::dom::{self, append, attr, el, text_el, Listener};
+use crate::code;
+use crate::i18n::{Strings, Text};
+use gloo_timers::callback::Interval;
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
+use web_sys::{Document, Element, Event, HtmlDialogElement, KeyboardEvent, ShadowRoot};
+
+/// What the visitor asked the modal for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Cancel, the close button or Esc: withdraw the code and close.
+    Cancel,
+    /// "Try again" after an error, or "Get a new code" after expiry.
+    Retry,
+}
+
+pub type OnAction = Rc<dyn Fn(Action)>;
+
+pub struct CodeModal {
+    doc: Document,
+    strings: Strings,
+    on_action: OnAction,
+    dialog: HtmlDialogElement,
+    panel: Element,
+    status: Element,
+    close_button: Element,
+    /// Listeners of whatever the panel currently shows (Retry buttons, copy).
+    panel_listeners: Vec<Listener>,
+    /// Updates the countdown once a second while a code is shown.
+    ticker: Option<Interval>,
+    _listeners: Vec<Listener>,
+}
+
+impl CodeModal {
+    pub fn new(
+        doc: &Document,
+        root: &ShadowRoot,
+        strings: &Strings,
+        privacy_url: Option<&str>,
+        on_action: OnAction,
+    ) -> CodeModal {
+        let dialog: HtmlDialogElement = el(doc, "dialog", "").unchecked_into();
+        attr(&dialog, "aria-labelledby", "aa-title");
+        attr(&dialog, "part", "dialog");
+
+        let close_button = text_el(doc, "button", "close", "\u{00d7}");
+        attr(&close_button, "type", "button");
+        attr(&close_button, "aria-label", strings.get(Text::Close));
+        append(&dialog, &close_button);
+
+        let title = text_el(doc, "h2", "", strings.get(Text::Title));
+        attr(&title, "id", "aa-title");
+        append(&dialog, &title);
+
+        if !strings.notices.is_empty() {
+            let list = el(doc, "ul", "notices");
+            for notice in &strings.notices {
+                append(&list, &text_el(doc, "li", "", notice));
+            }
+            append(&dialog, &list);
+        }
+
+        if let Some(url) = privacy_url {
+            let p = text_el(doc, "p", "privacy", strings.get(Text::PrivacyIntro));
+            let _ = p.append_with_str_1(" ");
+            let link = text_el(doc, "a", "", strings.get(Text::PrivacyLink));
+            attr(&link, "href", url);
+            attr(&link, "target", "_blank");
+            attr(&link, "rel", "noopener noreferrer");
+            append(&p, &link);
+            let _ = p.append_with_str_1(".");
+            append(&dialog, &p);
+        }
+
+        let panel = el(doc, "div", "panel");
+        append(&dialog, &panel);
+
+        // Announces state changes (code ready, expired, error) politely,
+        // once each, instead of making the ticking countdown a live region.
+        let status = el(doc, "div", "sr");
+        attr(&status, "role", "status");
+        append(&dialog, &status);
+
+        let actions = el(doc, "div", "actions");
+        let cancel_button = text_el(doc, "button", "button secondary cancel", strings.get(Text::Cancel));
+        attr(&cancel_button, "type", "button");
+        append(&actions, &cancel_button);
+        append(&dialog, &actions);
+
+        let _ = root.append_child(&dialog);
+
+        let cancel = |on_action: &OnAction| {
+            let on_action = on_action.clone();
+            move |_: Event| on_action(Action::Cancel)
+        };
+        let mut listeners = vec![
+            Listener::new(&close_button, "click", cancel(&on_action)),
+            Listener::new(&cancel_button, "click", cancel(&on_action)),
+        ];
+        // Esc: the dialog would close itself; we close it our way instead so
+        // the code is withdrawn at the broker too.
+        let on_esc = on_action.clone();
+        listeners.push(Listener::new(&dialog, "cancel", move |e: Event| {
+            e.prevent_default();
+            on_esc(Action::Cancel);
+        }));
+        let (first, last, root2) = (close_button.clone(), cancel_button.clone(), root.clone());
+        listeners.push(Listener::new(&dialog, "keydown", move |e: Event| {
+            let Some(key) = e.dyn_ref::<KeyboardEvent>() else { return };
+            if key.key() != "Tab" {
+                return;
+            }
+            let active = root2.active_element();
+            let (from, to) = if key.shift_key() { (&first, &last) } else { (&last, &first) };
+            if active.as_ref() == Some(from) || active.is_none() {
+                e.prevent_default();
+                dom::focus(to);
+            }
+        }));
+
+        CodeModal {
+            doc: doc.clone(),
+            strings: strings.clone(),
+            on_action,
+            dialog,
+            panel,
+            status,
+            close_button,
+            panel_listeners: Vec::new(),
+            ticker: None,
+            _listeners: listeners,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.dialog.open()
+    }
+
+    pub fn open(&self) {
+        if !self.dialog.open() {
+            // showModal throws only if the dialog is disconnected or already
+            // open as non-modal; neither happens to a mounted widget.
+            let _ = self.dialog.show_modal();
+        }
+        dom::focus(&self.close_button);
+    }
+
+    pub fn close(&mut self) {
+        self.ticker = None;
+        self.dialog.close();
+    }
+
+    /// The placeholder shown while the code is on its way: same size as the
+    /// code, so nothing moves when it arrives.
+    pub fn show_loading(&mut self) {
+        self.reset_panel();
+        append(&self.panel, &text_el(&self.doc, "p", "label", self.strings.get(Text::CodeLabel)));
+        let skeleton = el(&self.doc, "div", "skeleton");
+        attr(&skeleton, "aria-hidden", "true");
+        append(&self.panel, &skeleton);
+        let expiry = text_el(&self.doc, "p", "expiry", "\u{00a0}");
+        append(&self.panel, &expiry);
+        attr(&self.panel, "aria-busy", "true");
+        self.announce(self.strings.get(Text::Loading));
+    }
+
+    /// Shows `code` and counts down to `deadline` (a `performance.now()` time).
+    pub fn show_code(&mut self, code_text: &str, deadline: f64) {
+        self.reset_panel();
+        let doc = &self.doc;
+        let label = text_el(doc, "p", "label", self.strings.get(Text::CodeLabel));
+        attr(&label, "id", "aa-code-label");
+        append(&self.panel, &label);
+
+        let code_el = el(doc, "p", "code");
+        attr(&code_el, "part", "code");
+        attr(&code_el, "aria-labelledby", "aa-code-label");
+        let spoken = code::spoken(code_text);
+        // Read digit by digit by screen readers; the visible groups are
+        // hidden from them so the code is not read twice.
+        append(&code_el, &text_el(doc, "span", "sr", &spoken));
+        let (a, b) = code::groups(code_text);
+        for group in [a, b] {
+            let span = text_el(doc, "span", "", group);
+            attr(&span, "aria-hidden", "true");
+            append(&code_el, &span);
+        }
+        append(&self.panel, &code_el);
+        // Copying any part of the code puts exactly the six digits on the
+        // clipboard, without the spoken form or the gap between groups.
+        let digits = code::digits_only(code_text);
+        self.panel_listeners.push(Listener::new(&code_el, "copy", move |e: Event| {
+            if let Some(data) = e.dyn_ref::<web_sys::ClipboardEvent>().and_then(|c| c.clipboard_data()) {
+                if data.set_data("text/plain", &digits).is_ok() {
+                    e.prevent_default();
+                }
+            }
+        }));
+
+        let expiry = text_el(doc, "p", "expiry", self.strings.get(Text::ExpiresIn));
+        let _ = expiry.append_with_str_1(" ");
+        let time = el(doc, "span", "time");
+        append(&expiry, &time);
+        append(&self.panel, &expiry);
+
+        let tick = {
+            let time = time.clone();
+            move || {
+                let left = code::seconds_left(deadline, now());
+                time.set_text_content(Some(&code::countdown(left)));
+            }
+        };
+        tick();
+        self.ticker = Some(Interval::new(1000, tick));
+
+        let mut said = String::from(self.strings.get(Text::CodeSpokenPrefix));
+        said.push(' ');
+        said.push_str(&spoken);
+        said.push('.');
+        self.announce(&said);
+    }
+
+    pub fn show_expired(&mut self) {
+        self.show_message(self.strings.get(Text::Expired).to_owned(), false, Text::NewCode);
+    }
+
+    /// An error the visitor can do something about: "Try again".
+    pub fn show_error(&mut self, network: bool) {
+        let text = if network { Text::ErrorNetwork } else { Text::ErrorServer };
+        self.show_message(self.strings.get(text).to_owned(), true, Text::Retry);
+    }
+
+    fn show_message(&mut self, message: String, is_error: bool, button: Text) {
+        self.reset_panel();
+        let p = text_el(&self.doc, "p", if is_error { "message error" } else { "message" }, &message);
+        append(&self.panel, &p);
+        let retry = text_el(&self.doc, "button", "button primary retry", self.strings.get(button));
+        attr(&retry, "type", "button");
+        append(&self.panel, &retry);
+        let on_action = self.on_action.clone();
+        self.panel_listeners
+            .push(Listener::new(&retry, "click", move |_| on_action(Action::Retry)));
+        self.announce(&message);
+        // Keep keyboard users where the next step is.
+        if self.is_open() {
+            dom::focus(&retry);
+        }
+    }
+
+    fn reset_panel(&mut self) {
+        self.ticker = None;
+        self.panel_listeners.clear();
+        self.panel.set_text_content(None);
+        let _ = self.panel.remove_attribute("aria-busy");
+    }
+
+    fn announce(&self, text: &str) {
+        self.status.set_text_content(Some(text));
+    }
+
+}
+
+impl Drop for CodeModal {
+    fn drop(&mut self) {
+        self.dialog.close();
+        self.dialog.remove();
+    }
+}
+
+/// `performance.now()`: monotonic, so a clock change on the device cannot
+/// make the countdown jump.
+pub fn now() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
+}

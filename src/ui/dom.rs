@@ -1,0 +1,65 @@
+//! Small DOM helpers and [`Listener`], an event listener that removes itself
+//! when dropped, so a component releases what it added just by being dropped.
+
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{Document, Element, Event, EventTarget};
+
+/// Creates `<tag class="class">` in `doc`.
+pub fn el(doc: &Document, tag: &str, class: &str) -> Element {
+    // `createElement` only throws for invalid tag names, and ours are literals.
+    let e = doc.create_element(tag).expect("valid tag name");
+    if !class.is_empty() {
+        e.set_class_name(class);
+    }
+    e
+}
+
+/// Creates an element with text content (set as text, never parsed as HTML).
+pub fn text_el(doc: &Document, tag: &str, class: &str, text: &str) -> Element {
+    let e = el(doc, tag, class);
+    e.set_text_content(Some(text));
+    e
+}
+
+/// Sets an attribute. Fails only for invalid attribute names; ours are literals.
+pub fn attr(e: &Element, name: &str, value: &str) {
+    let _ = e.set_attribute(name, value);
+}
+
+pub fn append(parent: &Element, child: &Element) {
+    let _ = parent.append_child(child);
+}
+
+pub fn focus(e: &Element) {
+    if let Some(h) = e.dyn_ref::<web_sys::HtmlElement>() {
+        let _ = h.focus();
+    }
+}
+
+/// An event listener that is removed from its target when dropped.
+pub struct Listener {
+    target: EventTarget,
+    kind: &'static str,
+    callback: Closure<dyn FnMut(Event)>,
+}
+
+impl Listener {
+    pub fn new(target: &EventTarget, kind: &'static str, f: impl FnMut(Event) + 'static) -> Listener {
+        let callback = Closure::<dyn FnMut(Event)>::new(f);
+        let _ = target.add_event_listener_with_callback(kind, callback.as_ref().unchecked_ref());
+        Listener {
+            target: target.clone(),
+            kind,
+            callback,
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self
+            .target
+            .remove_event_listener_with_callback(self.kind, self.callback.as_ref().unchecked_ref());
+    }
+}

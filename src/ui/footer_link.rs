@@ -1,0 +1,30 @@
+//! The footer link that opens the share-screen modal.
+
+use super::dom::{self, Listener};
+use web_sys::{Document, Element, ShadowRoot};
+
+pub struct FooterLink {
+    pub button: Element,
+    _click: Listener,
+}
+
+impl FooterLink {
+    pub fn new(doc: &Document, root: &ShadowRoot, label: &str, on_click: impl FnMut() + 'static) -> FooterLink {
+        // A button, not an anchor: it opens a dialog rather than navigating,
+        // and assistive technology should announce it that way.
+        let button = dom::text_el(doc, "button", "link", label);
+        dom::attr(&button, "type", "button");
+        dom::attr(&button, "aria-haspopup", "dialog");
+        dom::attr(&button, "part", "link");
+        let mut on_click = on_click;
+        let click = Listener::new(&button, "click", move |_| on_click());
+        let _ = root.append_child(&button);
+        FooterLink { button, _click: click }
+    }
+}
+
+impl Drop for FooterLink {
+    fn drop(&mut self) {
+        self.button.remove();
+    }
+}

@@ -1,0 +1,58 @@
+//! The widget's UI components. Each owns its root element and its listeners
+//! and timers, and removes them when dropped.
+//!
+//! - [`Host`]: the one `<agent-assist-widget>` element with an open shadow
+//!   root and the widget's stylesheet; everything else lives inside it.
+//! - [`footer_link::FooterLink`]: the "Agent Assist" link.
+//! - [`code_modal::CodeModal`]: the share-screen modal with the code.
+
+pub mod code_modal;
+pub mod dom;
+pub mod footer_link;
+
+use crate::config::Theme;
+use crate::error::Result;
+use web_sys::{CssStyleSheet, Document, Element, ShadowRoot, ShadowRootInit, ShadowRootMode};
+
+const CSS: &str = include_str!("style.css");
+
+/// The element the widget adds to the page, and its shadow root.
+pub struct Host {
+    pub element: Element,
+    pub root: ShadowRoot,
+}
+
+impl Host {
+    pub fn new(doc: &Document, theme: Theme, lang: &str) -> Result<Host> {
+        let element = doc.create_element("agent-assist-widget")?;
+        dom::attr(&element, "lang", lang);
+        match theme {
+            Theme::Auto => {}
+            Theme::Light => dom::attr(&element, "data-theme", "light"),
+            Theme::Dark => dom::attr(&element, "data-theme", "dark"),
+        }
+        let root = element.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open))?;
+        // A constructable stylesheet needs no <style> element and no
+        // 'unsafe-inline', so the widget works under a strict CSP.
+        let sheet = CssStyleSheet::new()?;
+        sheet.replace_sync(CSS)?;
+        root.set_adopted_style_sheets(&js_sys::Array::of1(&sheet));
+        Ok(Host { element, root })
+    }
+
+    /// Moves the widget into `parent`, as its last child.
+    pub fn mount(&self, parent: &Element) -> Result<()> {
+        parent.append_child(&self.element)?;
+        Ok(())
+    }
+
+    pub fn is_mounted(&self) -> bool {
+        self.element.is_connected()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.element.remove();
+    }
+}

@@ -1,0 +1,454 @@
+//! The widget's controller: the code's life (requested, live, expired,
+//! withdrawn), the UI components that show it, and the events the page sees.
+//!
+//! State lives in one `Rc<RefCell<Inner>>`. Borrows are short and never held
+//! while page code runs: events are collected under the borrow and delivered
+//! after it is released, because a page listener may call back into us.
+//!
+//! The UI's listeners hold strong references to the controller, so a mounted
+//! widget lives as long as the page does even if the page drops its handle;
+//! `destroy()` drops the UI and so breaks that cycle.
+
+use crate::client::BrokerClient;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::events::{Emission, Emitter};
+use crate::ui::code_modal::{now, Action, CodeModal};
+use crate::ui::footer_link::FooterLink;
+use crate::ui::{dom, Host};
+use agent_assist_protocol::{CreateCodeRequest, CreateCodeResponse};
+use gloo_timers::callback::Timeout;
+use js_sys::{Function, Object, Reflect};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{Document, Element};
+
+#[derive(Clone)]
+pub struct Widget(Rc<RefCell<Inner>>);
+
+struct Inner {
+    config: Config,
+    client: BrokerClient,
+    doc: Document,
+    events: Emitter,
+    host: Option<Host>,
+    link: Option<FooterLink>,
+    modal: Option<CodeModal>,
+    code: CodeState,
+    /// Fires when the live code expires.
+    expiry: Option<Timeout>,
+    /// Bumped whenever the current request or code is abandoned, so a late
+    /// answer or timer of an earlier one is recognised and ignored.
+    generation: u32,
+    /// `createSessionCode()` callers waiting for the request in flight.
+    waiters: Vec<(Function, Function)>,
+    /// Where focus was before the modal opened, when the link was not used.
+    return_focus: Option<Element>,
+    destroyed: bool,
+}
+
+enum CodeState {
+    Idle,
+    Requesting,
+    Live(Live),
+    Expired,
+    Failed,
+}
+
+struct Live {
+    response: CreateCodeResponse,
+    /// `performance.now()` time of expiry. Counted from when the answer
+    /// arrived, with the broker's `expires_in`, so a wrong clock on the
+    /// visitor's device cannot distort the countdown.
+    deadline: f64,
+}
+
+impl Live {
+    fn to_js(&self) -> JsValue {
+        let r = &self.response;
+        object(&[
+            ("code", r.code.as_str().into()),
+            ("sessionId", r.session_id.as_str().into()),
+            ("expiresAt", (r.expires_at as f64).into()),
+            ("expiresIn", r.expires_in.into()),
+        ])
+    }
+}
+
+impl Widget {
+    pub fn new(config: Config) -> Result<Widget> {
+        let doc = web_sys::window()
+            .and_then(|w| w.document())
+            .ok_or(Error::NoDocument)?;
+        let client = BrokerClient::new(config.broker.clone());
+        Ok(Widget(Rc::new(RefCell::new(Inner {
+            config,
+            client,
+            doc,
+            events: Emitter::default(),
+            host: None,
+            link: None,
+            modal: None,
+            code: CodeState::Idle,
+            expiry: None,
+            generation: 0,
+            waiters: Vec::new(),
+            return_focus: None,
+            destroyed: false,
+        }))))
+    }
+
+    fn live(&self) -> Result<std::cell::RefMut<'_, Inner>> {
+        let inner = self.0.borrow_mut();
+        if inner.destroyed {
+            return Err(Error::Destroyed);
+        }
+        Ok(inner)
+    }
+
+    pub fn on(&self, event: &str, f: Function) -> Result<()> {
+        self.live()?.events.on(event, f)
+    }
+
+    pub fn off(&self, event: &str, f: &Function) -> Result<()> {
+        self.live()?.events.off(event, f)
+    }
+
+    /// Puts the footer link into `parent` (or the default place).
+    pub fn mount_footer_link(&self, parent: Option<Element>) -> Result<()> {
+        let mut inner = self.live()?;
+        let parent = match parent {
+            Some(p) => p,
+            None => default_parent(&inner.doc)?,
+        };
+        inner.ensure_host()?;
+        if inner.link.is_none() {
+            let this = self.clone();
+            let label = inner.config.strings.get(crate::i18n::Text::Link).to_owned();
+            let (doc, root) = {
+                let host = inner.host.as_ref().ok_or(Error::Destroyed)?;
+                (inner.doc.clone(), host.root.clone())
+            };
+            inner.link = Some(FooterLink::new(&doc, &root, &label, move || {
+                let _ = this.open();
+            }));
+        }
+        inner.host.as_ref().ok_or(Error::Destroyed)?.mount(&parent)
+    }
+
+    /// Opens the modal and asks for a code unless a live one is at hand.
+    pub fn open(&self) -> Result<()> {
+        let mut inner = self.live()?;
+        inner.ensure_host()?;
+        if inner.host.as_ref().is_some_and(|h| !h.is_mounted()) {
+            let body = inner.doc.body().ok_or(Error::NoDocument)?;
+            inner.host.as_ref().ok_or(Error::Destroyed)?.mount(&body)?;
+        }
+        if inner.modal.as_ref().is_some_and(CodeModal::is_open) {
+            return Ok(());
+        }
+        if inner.modal.is_none() {
+            let this = self.clone();
+            let on_action = Rc::new(move |action| match action {
+                Action::Cancel => {
+                    let _ = this.close();
+                }
+                Action::Retry => this.request(),
+            });
+            let host = inner.host.as_ref().ok_or(Error::Destroyed)?;
+            let modal = CodeModal::new(
+                &inner.doc,
+                &host.root,
+                &inner.config.strings,
+                inner.config.privacy_url.as_deref(),
+                on_action,
+            );
+            inner.modal = Some(modal);
+        }
+        inner.return_focus = if inner.link.is_some() { None } else { inner.doc.active_element() };
+        let deadline = match &inner.code {
+            CodeState::Live(live) => Some((live.response.code.clone(), live.deadline)),
+            _ => None,
+        };
+        let modal = inner.modal.as_mut().ok_or(Error::Destroyed)?;
+        modal.open();
+        match deadline {
+            Some((code, deadline)) => {
+                modal.show_code(&code, deadline);
+                Ok(())
+            }
+            None => {
+                drop(inner);
+                self.request();
+                Ok(())
+            }
+        }
+    }
+
+    /// Closes the modal and withdraws the code at the broker.
+    pub fn close(&self) -> Result<()> {
+        let emission = {
+            let mut inner = self.live()?;
+            let emission = inner.withdraw();
+            let was_open = inner.modal.as_mut().is_some_and(|modal| {
+                let open = modal.is_open();
+                modal.close();
+                open
+            });
+            if was_open {
+                let earlier = inner.return_focus.take();
+                let target = inner.link.as_ref().map(|l| l.button.clone()).or(earlier);
+                if let Some(target) = target {
+                    dom::focus(&target);
+                }
+            }
+            emission
+        };
+        if let Some(e) = emission {
+            e.deliver();
+        }
+        Ok(())
+    }
+
+    /// Withdraws the live code (if any) without touching the UI's open state.
+    pub fn cancel_code(&self) -> Result<()> {
+        let emission = self.live()?.withdraw();
+        if let Some(e) = emission {
+            e.deliver();
+        }
+        Ok(())
+    }
+
+    /// `createSessionCode()`: the live code, or a new one. Concurrent calls
+    /// share one request.
+    pub fn create_session_code(&self) -> js_sys::Promise {
+        let this = self.clone();
+        js_sys::Promise::new(&mut move |resolve, reject| {
+            let outcome = match this.live() {
+                Err(e) => Err(e),
+                Ok(mut inner) => match &inner.code {
+                    CodeState::Live(live) => Ok(Some(live.to_js())),
+                    _ => {
+                        inner.waiters.push((resolve.clone(), reject.clone()));
+                        Ok(None)
+                    }
+                },
+            };
+            match outcome {
+                Ok(Some(value)) => {
+                    let _ = resolve.call1(&JsValue::NULL, &value);
+                }
+                Ok(None) => this.request(),
+                Err(e) => {
+                    let _ = reject.call1(&JsValue::NULL, &JsValue::from(e));
+                }
+            }
+        })
+    }
+
+    /// Starts a code request unless one is in flight (single flight).
+    fn request(&self) {
+        let (generation, client, body) = {
+            let Ok(mut inner) = self.live() else { return };
+            match inner.code {
+                CodeState::Requesting => return,
+                CodeState::Live(_) => {
+                    // A retry while a code is live cannot happen from the UI;
+                    // resolve any waiter with the live code.
+                    drop(inner);
+                    return self.settle_waiters_with_live();
+                }
+                _ => {}
+            }
+            inner.code = CodeState::Requesting;
+            if let Some(modal) = inner.modal.as_mut() {
+                modal.show_loading();
+            }
+            let body = CreateCodeRequest {
+                site_key: inner.config.site_key.clone(),
+                visitor: None,
+            };
+            (inner.generation, inner.client.clone(), body)
+        };
+        let this = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = client.create_code(&body).await;
+            this.finish_request(generation, result);
+        });
+    }
+
+    fn settle_waiters_with_live(&self) {
+        let (waiters, value) = {
+            let Ok(mut inner) = self.live() else { return };
+            let value = match &inner.code {
+                CodeState::Live(live) => live.to_js(),
+                _ => return,
+            };
+            (std::mem::take(&mut inner.waiters), value)
+        };
+        for (resolve, _) in waiters {
+            let _ = resolve.call1(&JsValue::NULL, &value);
+        }
+    }
+
+    fn finish_request(&self, generation: u32, result: Result<CreateCodeResponse>) {
+        let mut inner = self.0.borrow_mut();
+        if inner.destroyed || inner.generation != generation {
+            // The visitor closed the modal while the code was on its way:
+            // withdraw it at once so it can never be redeemed.
+            if let Ok(response) = result {
+                spawn_cancel(&inner.client, &response);
+            }
+            return;
+        }
+        let waiters = std::mem::take(&mut inner.waiters);
+        match result {
+            Ok(response) => {
+                let deadline = now() + f64::from(response.expires_in) * 1000.0;
+                let live = Live { response, deadline };
+                let value = live.to_js();
+                let this = self.clone();
+                let ms = live.response.expires_in.saturating_mul(1000);
+                inner.expiry = Some(Timeout::new(ms, move || this.expire(generation)));
+                if let Some(modal) = inner.modal.as_mut() {
+                    modal.show_code(&live.response.code, deadline);
+                }
+                inner.code = CodeState::Live(live);
+                let emission = inner.emission("code.created", value.clone());
+                drop(inner);
+                for (resolve, _) in waiters {
+                    let _ = resolve.call1(&JsValue::NULL, &value);
+                }
+                emission.deliver();
+            }
+            Err(err) => {
+                inner.code = CodeState::Failed;
+                if let Some(modal) = inner.modal.as_mut() {
+                    modal.show_error(matches!(err, Error::Network | Error::Timeout));
+                }
+                if !err.is_transient() {
+                    // A configuration problem (unknown site key, origin not
+                    // allowed…): tell the site's developer in the console.
+                    web_sys::console::error_1(&err.to_string().into());
+                }
+                let detail = object(&[
+                    ("code", err.code().into()),
+                    ("message", err.to_string().into()),
+                ]);
+                let emission = inner.emission("error", detail);
+                drop(inner);
+                for (_, reject) in waiters {
+                    let _ = reject.call1(&JsValue::NULL, &JsValue::from(err.clone()));
+                }
+                emission.deliver();
+            }
+        }
+    }
+
+    fn expire(&self, generation: u32) {
+        let emission = {
+            let mut inner = self.0.borrow_mut();
+            if inner.destroyed || inner.generation != generation {
+                return;
+            }
+            let session_id = match &inner.code {
+                CodeState::Live(live) => live.response.session_id.clone(),
+                _ => return,
+            };
+            inner.code = CodeState::Expired;
+            inner.expiry = None;
+            // The code's session is over; a later request is a new one.
+            inner.generation = inner.generation.wrapping_add(1);
+            if let Some(modal) = inner.modal.as_mut() {
+                modal.show_expired();
+            }
+            inner.emission("code.expired", object(&[("sessionId", session_id.as_str().into())]))
+        };
+        emission.deliver();
+    }
+
+    /// Removes everything the widget added to the page and withdraws its code.
+    pub fn destroy(&self) {
+        let (ui, emission) = {
+            let Ok(mut inner) = self.0.try_borrow_mut() else { return };
+            if inner.destroyed {
+                return;
+            }
+            let emission = inner.withdraw();
+            inner.destroyed = true;
+            inner.events.clear();
+            // Dropped after the borrow ends: their Drop impls remove nodes
+            // and listeners, and the listeners hold clones of this widget.
+            let ui = (inner.modal.take(), inner.link.take(), inner.host.take());
+            (ui, emission)
+        };
+        drop(ui);
+        drop(emission);
+    }
+}
+
+impl Inner {
+    fn ensure_host(&mut self) -> Result<()> {
+        if self.host.is_none() {
+            self.host = Some(Host::new(&self.doc, self.config.theme, self.config.strings.lang)?);
+        }
+        Ok(())
+    }
+
+    /// Forgets the current code or request; a live code is cancelled at the
+    /// broker. Returns the `code.cancelled` event to deliver, if any.
+    fn withdraw(&mut self) -> Option<Emission> {
+        self.generation = self.generation.wrapping_add(1);
+        self.expiry = None;
+        let waiters = std::mem::take(&mut self.waiters);
+        for (_, reject) in waiters {
+            let _ = reject.call1(&JsValue::NULL, &JsValue::from(Error::Js("the code request was cancelled".into())));
+        }
+        match std::mem::replace(&mut self.code, CodeState::Idle) {
+            CodeState::Live(live) => {
+                spawn_cancel(&self.client, &live.response);
+                let detail = object(&[("sessionId", live.response.session_id.as_str().into())]);
+                Some(self.emission("code.cancelled", detail))
+            }
+            _ => None,
+        }
+    }
+
+    fn emission(&self, event: &str, detail: JsValue) -> Emission {
+        Emission {
+            listeners: self.events.listeners(event),
+            detail,
+        }
+    }
+}
+
+fn spawn_cancel(client: &BrokerClient, response: &CreateCodeResponse) {
+    let client = client.clone();
+    let (id, token) = (response.session_id.clone(), response.device_token.clone());
+    wasm_bindgen_futures::spawn_local(async move {
+        // Best effort: if this fails the code still expires at the broker.
+        let _ = client.cancel(&id, &token).await;
+    });
+}
+
+/// `[data-agent-assist]`, else the last `<footer>`, else `<body>`.
+fn default_parent(doc: &Document) -> Result<Element> {
+    if let Ok(Some(marked)) = doc.query_selector("[data-agent-assist]") {
+        return Ok(marked);
+    }
+    let footers = doc.get_elements_by_tag_name("footer");
+    if let Some(footer) = footers.item(footers.length().saturating_sub(1)) {
+        return Ok(footer);
+    }
+    doc.body().map(JsCast::unchecked_into).ok_or(Error::NoDocument)
+}
+
+/// A plain JS object from key/value pairs.
+pub fn object(pairs: &[(&str, JsValue)]) -> JsValue {
+    let obj = Object::new();
+    for (k, v) in pairs {
+        let _ = Reflect::set(&obj, &JsValue::from_str(k), v);
+    }
+    obj.into()
+}

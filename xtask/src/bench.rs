@@ -1,0 +1,60 @@
+//! `cargo xtask bench`: size of everything the script tag loads, click → code
+//! visible in headless Chromium, and broker codes issued per second.
+//! Timings live here, never in tests.
+
+use crate::{build, cargo, root, exec, step, tools, Result};
+use flate2::{write::GzEncoder, Compression};
+use std::io::Write;
+use std::process::Command;
+
+pub fn run(args: &[String]) -> Result {
+    if !args.is_empty() {
+        return Err("usage: cargo xtask bench".into());
+    }
+    tools::ensure_build_tools()?;
+    tools::ensure_test_tools()?;
+    build::run()?;
+    step("building the broker (release)", || {
+        exec(cargo().args(["build", "--quiet", "--release", "-p", "agent-assist-broker"]))
+    })?;
+
+    println!();
+    println!("Script-tag payload (everything the script tag loads; CSS is inside the wasm):");
+    let mut raw_total = 0;
+    let mut gz_total = 0;
+    for name in ["agent-assist.js", "agent-assist_bg.wasm"] {
+        let bytes = std::fs::read(build::dist_dir().join(name)).map_err(|e| format!("{name}: {e}"))?;
+        let gz = gzip_len(&bytes);
+        println!("  {name:<24} {:>8} B raw {:>8} B gzip", bytes.len(), gz);
+        raw_total += bytes.len();
+        gz_total += gz;
+    }
+    println!("  {:<24} {:>8} B raw {:>8} B gzip ({:.1} KB)", "total", raw_total, gz_total, gz_total as f64 / 1000.0);
+    println!();
+
+    step("click → code visible and broker throughput (Node + Playwright)", || {
+        exec(Command::new("node")
+            .arg("bench.mjs")
+            .current_dir(root().join("tests/e2e"))
+            .env("BROKER_BIN", root().join("target/release/agent-assist-broker"))
+            .env("REPO_ROOT", root()))
+    })
+}
+
+/// Bytes after gzip at the highest level, as a CDN would serve them.
+pub fn gzip_len(bytes: &[u8]) -> usize {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    enc.finish().map(|v| v.len()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gzip_shrinks_repetitive_input() {
+        let data = vec![b'a'; 10_000];
+        let n = super::gzip_len(&data);
+        assert!(n > 0 && n < 200, "{n}");
+    }
+}

@@ -1,0 +1,89 @@
+//! Builds the SDK's two deliverables from one wasm module:
+//! - `pkg/`: the npm package (ESM glue, wasm, `index.js` wrapper, types);
+//! - `pkg/dist/`: the script-tag bundle (`agent-assist.js` + its `.wasm`).
+
+use crate::tools::{wasm_opt, WASM_TARGET};
+use crate::{cargo, root, exec, step, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Features the Rust wasm target emits by default, which wasm-opt must accept.
+const WASM_FEATURES: [&str; 6] = [
+    "--enable-bulk-memory",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
+pub fn pkg_dir() -> PathBuf {
+    root().join("pkg")
+}
+
+pub fn dist_dir() -> PathBuf {
+    pkg_dir().join("dist")
+}
+
+pub fn run() -> Result {
+    let wasm = step("building the SDK (Rust -> wasm, release)", || {
+        exec(cargo().args(["build", "--quiet", "--release", "--lib", "-p", "agent-assist", "--target", WASM_TARGET]))?;
+        Ok(root().join("target").join(WASM_TARGET).join("release/agent_assist.wasm"))
+    })?;
+    step("generating pkg/ (npm package) and pkg/dist/ (script tag)", || {
+        let pkg = pkg_dir();
+        let dist = dist_dir();
+        // Start clean so a renamed file never lingers in the package.
+        let _ = std::fs::remove_dir_all(&pkg);
+        std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
+
+        bindgen(&wasm, &pkg, "web", "agent_assist", true)?;
+        optimize(&pkg.join("agent_assist_bg.wasm"))?;
+        let js = root().join("src/js");
+        copy(&js.join("index.js"), &pkg.join("index.js"))?;
+        copy(&js.join("index.d.ts"), &pkg.join("index.d.ts"))?;
+        copy(&js.join("README.md"), &pkg.join("README.md"))?;
+        let manifest = read(&js.join("package.json"))?.replace("0.0.0-version", env!("CARGO_PKG_VERSION"));
+        write(&pkg.join("package.json"), &manifest)?;
+
+        bindgen(&wasm, &dist, "no-modules", "agent-assist", false)?;
+        optimize(&dist.join("agent-assist_bg.wasm"))?;
+        // One classic script: the glue and the loader in one closure, so the
+        // page gets no globals but `window.AgentAssist`.
+        let glue = read(&dist.join("agent-assist.js"))?;
+        let loader = read(&js.join("loader.js"))?;
+        let bundle = format!("/*! Agent Assist {} */\n(function () {{\n{glue}\n{loader}\n}})();\n", env!("CARGO_PKG_VERSION"));
+        write(&dist.join("agent-assist.js"), &bundle)?;
+        Ok(())
+    })
+}
+
+fn bindgen(wasm: &Path, out: &Path, target: &str, name: &str, typescript: bool) -> Result {
+    let mut cmd = Command::new("wasm-bindgen");
+    cmd.arg(wasm)
+        .args(["--target", target, "--out-name", name, "--remove-name-section", "--remove-producers-section"])
+        .arg("--out-dir")
+        .arg(out);
+    if !typescript {
+        cmd.arg("--no-typescript");
+    }
+    exec(&mut cmd)
+}
+
+fn optimize(wasm: &Path) -> Result {
+    exec(Command::new(wasm_opt()).arg("-Oz").args(WASM_FEATURES).arg(wasm).arg("-o").arg(wasm))
+}
+
+fn read(p: &Path) -> Result<String> {
+    std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))
+}
+
+fn write(p: &Path, s: &str) -> Result {
+    std::fs::write(p, s).map_err(|e| format!("writing {}: {e}", p.display()))
+}
+
+fn copy(from: &Path, to: &Path) -> Result {
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| format!("copying {}: {e}", from.display()))
+}

@@ -1,0 +1,85 @@
+//! `cargo xtask demo [--port N]`: builds everything and runs the broker with
+//! its embedded SQLite store, serving the demo shop and the support page.
+
+use crate::{build, cargo, root, exec, step, tools, Result};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+pub fn run(args: &[String]) -> Result {
+    let port = match args {
+        [] => 8080,
+        [flag, n] if flag == "--port" => n.parse().map_err(|_| format!("--port takes a number, not `{n}`"))?,
+        _ => return Err("usage: cargo xtask demo [--port N]".into()),
+    };
+    tools::ensure_build_tools()?;
+    build::run()?;
+    step("building the broker", || {
+        exec(cargo().args(["build", "--quiet", "--release", "-p", "agent-assist-broker"]))
+    })?;
+
+    let data = root().join("target/demo");
+    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+    let config = data.join("sites.toml");
+    std::fs::write(&config, demo_sites(port)).map_err(|e| e.to_string())?;
+
+    eprintln!("==> starting the broker (SQLite store: target/demo/broker.sqlite3)");
+    let mut child = Command::new(root().join("target/release/agent-assist-broker"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--db")
+        .arg(data.join("broker.sqlite3"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--www")
+        .arg(root().join("www"))
+        .arg("--sdk")
+        .arg(build::dist_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start the broker: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no broker stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    match lines.next() {
+        Some(Ok(line)) if line.contains("listening on") => {
+            let base = format!("http://127.0.0.1:{port}");
+            println!();
+            println!("  Agent Assist demo is running.");
+            println!("    Demo shop (script tag, footer link):  {base}/");
+            println!("    Standalone support-code page:         {base}/support.html");
+            println!("    Site key: demo   Broker API: {base}/v1/");
+            println!("  Press Ctrl-C to stop.");
+            println!();
+        }
+        _ => {
+            let status = child.wait().map_err(|e| e.to_string())?;
+            return Err(format!(
+                "the broker did not start ({status}); is port {port} in use? Try `cargo xtask demo --port 8081`"
+            ));
+        }
+    }
+    // Keep echoing whatever the broker prints until it stops (Ctrl-C reaches
+    // it too, and it shuts down gracefully).
+    for line in lines.map_while(|l| l.ok()) {
+        println!("{line}");
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() || status.code().is_none() {
+        eprintln!("==> demo stopped");
+        Ok(())
+    } else {
+        Err(format!("the broker exited with {status}"))
+    }
+}
+
+/// The demo's site config: the origins the demo pages are served from.
+pub fn demo_sites(port: u16) -> String {
+    format!(
+        r#"# Written by `cargo xtask demo`.
+[[site]]
+key = "demo"
+name = "Lumen Home (demo shop)"
+allowed_origins = ["http://127.0.0.1:{port}", "http://localhost:{port}"]
+code_lifetime_secs = 1200
+"#
+    )
+}
