@@ -5,10 +5,11 @@
 //! with `serde-wasm-bindgen` in between, so `serde_json` is not in the wasm.
 
 use crate::error::{Error, Result};
+use crate::js_de::from_js;
 use agent_assist_protocol::{ApiError, CreateCodeRequest, CreateCodeResponse, SessionStatus};
 use gloo_timers::callback::Timeout;
 use serde::{de::DeserializeOwned, Serialize};
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Request, RequestInit, Response};
 
@@ -33,7 +34,8 @@ impl BrokerClient {
 
     pub async fn cancel(&self, session_id: &str, device_token: &str) -> Result<SessionStatus> {
         let path = ["/v1/sessions/", session_id, "/cancel"].concat();
-        self.call::<(), _>("POST", &path, Some(device_token), None).await
+        self.call::<(), _>("POST", &path, Some(device_token), None)
+            .await
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -43,14 +45,30 @@ impl BrokerClient {
         token: Option<&str>,
         body: Option<&B>,
     ) -> Result<T> {
+        let body = match body {
+            Some(b) => Some(serde_wasm_bindgen::to_value(b).map_err(|_| Error::BadResponse)?),
+            None => None,
+        };
+        let json = self.fetch_json(method, path, token, body).await?;
+        from_js(json).map_err(|_| Error::BadResponse)
+    }
+
+    /// The untyped part of a call, kept out of the generic one so the wasm
+    /// holds one copy of it rather than one per answer type.
+    async fn fetch_json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<JsValue>,
+    ) -> Result<JsValue> {
         let init = RequestInit::new();
         init.set_method(method);
         init.set_mode(web_sys::RequestMode::Cors);
         init.set_credentials(web_sys::RequestCredentials::Omit);
         let headers = web_sys::Headers::new()?;
         if let Some(body) = body {
-            let value = serde_wasm_bindgen::to_value(body).map_err(|_| Error::BadResponse)?;
-            let json = js_sys::JSON::stringify(&value)?;
+            let json = js_sys::JSON::stringify(&body)?;
             headers.set("content-type", "application/json")?;
             init.set_body(&json);
         }
@@ -74,25 +92,29 @@ impl BrokerClient {
         let url = [self.base.as_str(), path].concat();
         let request = Request::new_with_str_and_init(&url, &init)?;
         let window = web_sys::window().ok_or(Error::NoDocument)?;
-        let failed = |_| if timed_out.get() { Error::Timeout } else { Error::Network };
+        let failed = |_| {
+            if timed_out.get() {
+                Error::Timeout
+            } else {
+                Error::Network
+            }
+        };
         let response: Response = JsFuture::from(window.fetch_with_request(&request))
             .await
             .map_err(failed)?
             .unchecked_into();
-        let json = JsFuture::from(response.json()?).await;
-        let json = match json {
+        let json = match JsFuture::from(response.json()?).await {
             Ok(json) => json,
             Err(_) if timed_out.get() => return Err(Error::Timeout),
             Err(_) => return Err(Error::BadResponse),
         };
         if response.ok() {
-            serde_wasm_bindgen::from_value(json).map_err(|_| Error::BadResponse)
-        } else {
-            let err: ApiError = serde_wasm_bindgen::from_value(json).map_err(|_| Error::BadResponse)?;
-            Err(Error::Api {
-                code: err.error,
-                message: err.message,
-            })
+            return Ok(json);
         }
+        let err: ApiError = from_js(json).map_err(|_| Error::BadResponse)?;
+        Err(Error::Api {
+            code: err.error,
+            message: err.message,
+        })
     }
 }

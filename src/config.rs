@@ -42,14 +42,23 @@ impl Config {
         for key in Object::keys(obj).iter() {
             let key = key.as_string().unwrap_or_default();
             if !FIELDS.split(", ").any(|f| f == key) {
-                return Err(bad(&["unknown field `", &key, "` (known fields: ", FIELDS, ")"].concat()));
+                return Err(bad(&[
+                    "unknown field `",
+                    &key,
+                    "` (known fields: ",
+                    FIELDS,
+                    ")",
+                ]
+                .concat()));
             }
         }
 
         let site_key = string_field(obj, "siteKey")?.ok_or_else(|| bad("`siteKey` is required"))?;
         if site_key.is_empty()
             || site_key.len() > MAX_SITE_KEY
-            || site_key.chars().any(|c| c.is_whitespace() || c.is_control())
+            || site_key
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
         {
             return Err(bad("`siteKey` must be a non-empty key without spaces"));
         }
@@ -95,7 +104,8 @@ fn bad(msg: &str) -> Error {
 
 fn get(obj: &Object, key: &str) -> Result<JsValue> {
     // Reading a property fails only on a throwing getter; report it as config.
-    Reflect::get(obj, &JsValue::from_str(key)).map_err(|_| bad(&["`", key, "` could not be read"].concat()))
+    Reflect::get(obj, &JsValue::from_str(key))
+        .map_err(|_| bad(&["`", key, "` could not be read"].concat()))
 }
 
 /// A string field; `undefined`/`null` are "not given", any other type is an error.
@@ -143,7 +153,14 @@ fn apply_overrides(strings: &mut Strings, overrides: &JsValue) -> Result<()> {
             .ok_or_else(|| bad(&["`strings.", &key, "` must be a string"].concat()))?;
         if !strings.set(&key, text) {
             let known = KEYS.join(", ");
-            return Err(bad(&["unknown text `strings.", &key, "` (known: ", &known, ", notices)"].concat()));
+            return Err(bad(&[
+                "unknown text `strings.",
+                &key,
+                "` (known: ",
+                &known,
+                ", notices)",
+            ]
+            .concat()));
         }
     }
     Ok(())

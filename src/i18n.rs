@@ -115,9 +115,7 @@ impl Strings {
     /// The built-in wording for a BCP 47 language tag: French for `fr`,
     /// `fr-CA`…, English for everything else.
     pub fn for_locale(tag: &str) -> Strings {
-        let french = tag
-            .get(..2)
-            .is_some_and(|p| p.eq_ignore_ascii_case("fr"))
+        let french = tag.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("fr"))
             && tag.get(2..3).is_none_or(|sep| sep == "-" || sep == "_");
         let (lang, texts, notices) = if french {
             ("fr", &FR, &FR_NOTICES[..])

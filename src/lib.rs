@@ -14,6 +14,7 @@
 //! - `config`: the page's config, checked field by field.
 //! - [`i18n`]: built-in English and French wording and overrides.
 //! - [`code`]: pure formatting helpers (grouping, spoken form, countdown).
+//! - `js_de`: a message-free serde deserializer for the broker's answers.
 //! - `events`, `error`: the page-facing event emitter and the error type.
 //!
 //! Nothing runs at import time and nothing touches the network, storage or
@@ -25,6 +26,7 @@ mod config;
 mod error;
 mod events;
 pub mod i18n;
+mod js_de;
 mod ui;
 mod widget;
 
@@ -61,23 +63,24 @@ impl AgentAssist {
     /// default to `[data-agent-assist]`, else the last `<footer>`, else `<body>`.
     #[wasm_bindgen(js_name = mountFooterLink)]
     pub fn mount_footer_link(&self, target: JsValue) -> Result<(), JsValue> {
-        let parent = if target.is_undefined() || target.is_null() {
-            None
-        } else if let Some(selector) = target.as_string() {
-            let doc = web_sys::window()
-                .and_then(|w| w.document())
-                .ok_or(Error::NoDocument)?;
-            let found = doc
-                .query_selector(&selector)
-                .map_err(|_| Error::Config(["`", &selector, "` is not a valid CSS selector"].concat()))?;
-            Some(found.ok_or_else(|| Error::Config(["no element matches `", &selector, "`"].concat()))?)
-        } else {
-            Some(
-                target
-                    .dyn_into::<Element>()
-                    .map_err(|_| Error::Config("the mount target must be an element or a CSS selector".into()))?,
-            )
-        };
+        let parent =
+            if target.is_undefined() || target.is_null() {
+                None
+            } else if let Some(selector) = target.as_string() {
+                let doc = web_sys::window()
+                    .and_then(|w| w.document())
+                    .ok_or(Error::NoDocument)?;
+                let found = doc.query_selector(&selector).map_err(|_| {
+                    Error::Config(["`", &selector, "` is not a valid CSS selector"].concat())
+                })?;
+                Some(found.ok_or_else(|| {
+                    Error::Config(["no element matches `", &selector, "`"].concat())
+                })?)
+            } else {
+                Some(target.dyn_into::<Element>().map_err(|_| {
+                    Error::Config("the mount target must be an element or a CSS selector".into())
+                })?)
+            };
         Ok(self.widget.mount_footer_link(parent)?)
     }
 

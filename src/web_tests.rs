@@ -83,7 +83,8 @@ fn broker_requests() -> u32 {
 
 fn storage_len() -> u32 {
     let w = web_sys::window().unwrap();
-    w.local_storage().unwrap().unwrap().length().unwrap() + w.session_storage().unwrap().unwrap().length().unwrap()
+    w.local_storage().unwrap().unwrap().length().unwrap()
+        + w.session_storage().unwrap().unwrap().length().unwrap()
 }
 
 #[wasm_bindgen_test]
@@ -97,7 +98,10 @@ fn mounting_adds_only_the_link_and_touches_no_network_or_storage() {
     let link = q(&root, "button.link");
     assert_eq!(text(&link), "Agent Assist");
     assert_eq!(link.get_attribute("type").as_deref(), Some("button"));
-    assert_eq!(link.get_attribute("aria-haspopup").as_deref(), Some("dialog"));
+    assert_eq!(
+        link.get_attribute("aria-haspopup").as_deref(),
+        Some("dialog")
+    );
     // The modal is built on first use, not on page load.
     assert!(root.query_selector("dialog").unwrap().is_none());
     assert_eq!((broker_requests(), storage_len()), before);
@@ -107,7 +111,12 @@ fn mounting_adds_only_the_link_and_touches_no_network_or_storage() {
 #[wasm_bindgen_test]
 async fn the_modal_has_its_structure_and_aria_and_an_unreachable_broker_offers_try_again() {
     let parent = container();
-    let aa = AgentAssist::init(config(&[("siteKey", "t"), ("broker", NOWHERE), ("privacyUrl", "/privacy")])).unwrap();
+    let aa = AgentAssist::init(config(&[
+        ("siteKey", "t"),
+        ("broker", NOWHERE),
+        ("privacyUrl", "/privacy"),
+    ]))
+    .unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     aa.open().unwrap();
 
@@ -118,42 +127,83 @@ async fn the_modal_has_its_structure_and_aria_and_an_unreachable_broker_offers_t
     let title = root.get_element_by_id(&title_id).unwrap();
     assert_eq!(title.tag_name(), "H2");
     assert_eq!(text(&title), "Share your screen with support");
-    assert_eq!(root.query_selector_all("ul.notices li").unwrap().length(), 5);
+    assert_eq!(
+        root.query_selector_all("ul.notices li").unwrap().length(),
+        5
+    );
     let privacy = q(&root, ".privacy a");
     assert!(privacy.get_attribute("href").unwrap().ends_with("/privacy"));
-    assert_eq!(privacy.get_attribute("rel").as_deref(), Some("noopener noreferrer"));
-    assert_eq!(q(&root, "button.close").get_attribute("aria-label").as_deref(), Some("Close"));
+    assert_eq!(
+        privacy.get_attribute("rel").as_deref(),
+        Some("noopener noreferrer")
+    );
+    assert_eq!(
+        q(&root, "button.close")
+            .get_attribute("aria-label")
+            .as_deref(),
+        Some("Close")
+    );
     assert_eq!(text(&q(&root, "button.cancel")), "Cancel");
-    assert_eq!(root.active_element().as_ref(), Some(&q(&root, "button.close")));
+    assert_eq!(
+        root.active_element().as_ref(),
+        Some(&q(&root, "button.close"))
+    );
 
     // While the request is in flight: a placeholder of the code's size.
     assert!(root.query_selector(".skeleton").unwrap().is_some());
-    assert_eq!(q(&root, ".panel").get_attribute("aria-busy").as_deref(), Some("true"));
+    assert_eq!(
+        q(&root, ".panel").get_attribute("aria-busy").as_deref(),
+        Some("true")
+    );
     let status = q(&root, "[role=status]");
     assert_eq!(text(&status), "Getting your code…");
 
-    until("the error state", || root.query_selector("button.retry").unwrap().is_some()).await;
+    until("the error state", || {
+        root.query_selector("button.retry").unwrap().is_some()
+    })
+    .await;
     let message = q(&root, ".message.error");
     assert!(text(&message).starts_with("We couldn't reach our support service."));
     assert_eq!(text(&status), text(&message), "the error is announced");
     assert_eq!(text(&q(&root, "button.retry")), "Try again");
-    assert_eq!(root.active_element().as_ref(), Some(&q(&root, "button.retry")));
+    assert_eq!(
+        root.active_element().as_ref(),
+        Some(&q(&root, "button.retry"))
+    );
     assert!(root.query_selector(".skeleton").unwrap().is_none());
 
     aa.close().unwrap();
     assert!(!dialog.open());
-    assert_eq!(root.active_element().as_ref(), Some(&q(&root, "button.link")), "focus returns to the link");
+    assert_eq!(
+        root.active_element().as_ref(),
+        Some(&q(&root, "button.link")),
+        "focus returns to the link"
+    );
     aa.destroy();
 }
 
 /// A modal on its own, for states that need a code.
-fn modal(strings: &Strings) -> (Element, ShadowRoot, CodeModal, Rc<RefCell<Vec<Action>>>, Host) {
+fn modal(
+    strings: &Strings,
+) -> (
+    Element,
+    ShadowRoot,
+    CodeModal,
+    Rc<RefCell<Vec<Action>>>,
+    Host,
+) {
     let parent = container();
     let host = Host::new(&doc(), crate::config::Theme::Auto, "en").unwrap();
     host.mount(&parent).unwrap();
     let actions = Rc::new(RefCell::new(Vec::new()));
     let seen = actions.clone();
-    let m = CodeModal::new(&doc(), &host.root, strings, None, Rc::new(move |a| seen.borrow_mut().push(a)));
+    let m = CodeModal::new(
+        &doc(),
+        &host.root,
+        strings,
+        None,
+        Rc::new(move |a| seen.borrow_mut().push(a)),
+    );
     let root = host.root.clone();
     (parent, root, m, actions, host)
 }
@@ -165,11 +215,23 @@ fn the_code_is_grouped_read_digit_by_digit_and_copies_as_six_digits() {
     m.show_code("042917", now() + 1_200_000.0);
 
     let groups: Vec<String> = (0..2)
-        .map(|i| text(&root.query_selector_all(".code span[aria-hidden=true]").unwrap().item(i).unwrap().unchecked_into()))
+        .map(|i| {
+            text(
+                &root
+                    .query_selector_all(".code span[aria-hidden=true]")
+                    .unwrap()
+                    .item(i)
+                    .unwrap()
+                    .unchecked_into(),
+            )
+        })
         .collect();
     assert_eq!(groups, ["042", "917"], "leading zeros kept, two groups");
     assert_eq!(text(&q(&root, ".code .sr")), "0 4 2 9 1 7");
-    assert_eq!(text(&q(&root, "[role=status]")), "Your support code is 0 4 2 9 1 7.");
+    assert_eq!(
+        text(&q(&root, "[role=status]")),
+        "Your support code is 0 4 2 9 1 7."
+    );
     assert_eq!(text(&q(&root, ".time")), "20:00");
 
     let init = web_sys::ClipboardEventInit::new();
@@ -189,16 +251,24 @@ async fn the_countdown_ticks_and_the_expired_state_offers_a_new_code() {
     m.open();
     m.show_code("123456", now() + 61_000.0);
     assert_eq!(text(&q(&root, ".time")), "01:01");
-    until("the countdown to tick", || text(&q(&root, ".time")) == "01:00").await;
+    until("the countdown to tick", || {
+        text(&q(&root, ".time")) == "01:00"
+    })
+    .await;
 
     m.show_expired();
-    assert!(root.query_selector(".code").unwrap().is_none(), "the expired code is gone");
+    assert!(
+        root.query_selector(".code").unwrap().is_none(),
+        "the expired code is gone"
+    );
     assert_eq!(text(&q(&root, ".message")), "This code has expired.");
     let button = q(&root, "button.retry");
     assert_eq!(text(&button), "Get a new code");
     assert_eq!(text(&q(&root, "[role=status]")), "This code has expired.");
     button.unchecked_ref::<web_sys::HtmlElement>().click();
-    q(&root, "button.cancel").unchecked_ref::<web_sys::HtmlElement>().click();
+    q(&root, "button.cancel")
+        .unchecked_ref::<web_sys::HtmlElement>()
+        .click();
     assert_eq!(*actions.borrow(), [Action::Retry, Action::Cancel]);
 }
 
@@ -213,9 +283,20 @@ fn french_wording_and_overrides() {
     aa.mount_footer_link(parent.clone().into()).unwrap();
     aa.open().unwrap();
     let root = shadow(&parent);
-    assert_eq!(text(&q(&root, "h2")), "Partager votre écran avec le support");
+    assert_eq!(
+        text(&q(&root, "h2")),
+        "Partager votre écran avec le support"
+    );
     assert_eq!(text(&q(&root, "button.cancel")), "Plus tard");
-    assert_eq!(parent.query_selector("agent-assist-widget").unwrap().unwrap().get_attribute("lang").as_deref(), Some("fr"));
+    assert_eq!(
+        parent
+            .query_selector("agent-assist-widget")
+            .unwrap()
+            .unwrap()
+            .get_attribute("lang")
+            .as_deref(),
+        Some("fr")
+    );
     aa.destroy();
 }
 
@@ -228,22 +309,49 @@ fn destroy_removes_every_node() {
     aa.destroy();
     assert_eq!(parent.child_element_count(), 0);
     let err = aa.open().unwrap_err();
-    assert_eq!(Reflect::get(&err, &"code".into()).unwrap().as_string().as_deref(), Some("destroyed"));
+    assert_eq!(
+        Reflect::get(&err, &"code".into())
+            .unwrap()
+            .as_string()
+            .as_deref(),
+        Some("destroyed")
+    );
 }
 
 #[wasm_bindgen_test]
 fn config_errors_name_the_field() {
     let cases: [(JsValue, &str); 5] = [
         (config(&[]), "`siteKey` is required"),
-        (config(&[("siteKey", "t"), ("colour", "red")]), "unknown field `colour`"),
-        (config(&[("siteKey", "t"), ("broker", "http://")]), "`broker` is not a valid URL"),
-        (config(&[("siteKey", "t"), ("privacyUrl", "javascript:alert(1)")]), "`privacyUrl` must be an http(s) URL"),
+        (
+            config(&[("siteKey", "t"), ("colour", "red")]),
+            "unknown field `colour`",
+        ),
+        (
+            config(&[("siteKey", "t"), ("broker", "http://")]),
+            "`broker` is not a valid URL",
+        ),
+        (
+            config(&[("siteKey", "t"), ("privacyUrl", "javascript:alert(1)")]),
+            "`privacyUrl` must be an http(s) URL",
+        ),
         (JsValue::from(3), "expected an object"),
     ];
     for (cfg, want) in cases {
         let err = AgentAssist::init(cfg).err().expect("rejected");
-        let message = Reflect::get(&err, &"message".into()).unwrap().as_string().unwrap();
-        assert!(message.contains(want), "{message:?} should contain {want:?}");
-        assert_eq!(Reflect::get(&err, &"code".into()).unwrap().as_string().as_deref(), Some("config"));
+        let message = Reflect::get(&err, &"message".into())
+            .unwrap()
+            .as_string()
+            .unwrap();
+        assert!(
+            message.contains(want),
+            "{message:?} should contain {want:?}"
+        );
+        assert_eq!(
+            Reflect::get(&err, &"code".into())
+                .unwrap()
+                .as_string()
+                .as_deref(),
+            Some("config")
+        );
     }
 }

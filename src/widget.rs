@@ -166,7 +166,11 @@ impl Widget {
             );
             inner.modal = Some(modal);
         }
-        inner.return_focus = if inner.link.is_some() { None } else { inner.doc.active_element() };
+        inner.return_focus = if inner.link.is_some() {
+            None
+        } else {
+            inner.doc.active_element()
+        };
         let deadline = match &inner.code {
             CodeState::Live(live) => Some((live.response.code.clone(), live.deadline)),
             _ => None,
@@ -363,7 +367,10 @@ impl Widget {
             if let Some(modal) = inner.modal.as_mut() {
                 modal.show_expired();
             }
-            inner.emission("code.expired", object(&[("sessionId", session_id.as_str().into())]))
+            inner.emission(
+                "code.expired",
+                object(&[("sessionId", session_id.as_str().into())]),
+            )
         };
         emission.deliver();
     }
@@ -371,7 +378,9 @@ impl Widget {
     /// Removes everything the widget added to the page and withdraws its code.
     pub fn destroy(&self) {
         let (ui, emission) = {
-            let Ok(mut inner) = self.0.try_borrow_mut() else { return };
+            let Ok(mut inner) = self.0.try_borrow_mut() else {
+                return;
+            };
             if inner.destroyed {
                 return;
             }
@@ -391,7 +400,11 @@ impl Widget {
 impl Inner {
     fn ensure_host(&mut self) -> Result<()> {
         if self.host.is_none() {
-            self.host = Some(Host::new(&self.doc, self.config.theme, self.config.strings.lang)?);
+            self.host = Some(Host::new(
+                &self.doc,
+                self.config.theme,
+                self.config.strings.lang,
+            )?);
         }
         Ok(())
     }
@@ -403,7 +416,10 @@ impl Inner {
         self.expiry = None;
         let waiters = std::mem::take(&mut self.waiters);
         for (_, reject) in waiters {
-            let _ = reject.call1(&JsValue::NULL, &JsValue::from(Error::Js("the code request was cancelled".into())));
+            let _ = reject.call1(
+                &JsValue::NULL,
+                &JsValue::from(Error::Js("the code request was cancelled".into())),
+            );
         }
         match std::mem::replace(&mut self.code, CodeState::Idle) {
             CodeState::Live(live) => {
@@ -441,7 +457,9 @@ fn default_parent(doc: &Document) -> Result<Element> {
     if let Some(footer) = footers.item(footers.length().saturating_sub(1)) {
         return Ok(footer);
     }
-    doc.body().map(JsCast::unchecked_into).ok_or(Error::NoDocument)
+    doc.body()
+        .map(JsCast::unchecked_into)
+        .ok_or(Error::NoDocument)
 }
 
 /// A plain JS object from key/value pairs.

@@ -91,7 +91,12 @@ impl CodeModal {
         append(&dialog, &status);
 
         let actions = el(doc, "div", "actions");
-        let cancel_button = text_el(doc, "button", "button secondary cancel", strings.get(Text::Cancel));
+        let cancel_button = text_el(
+            doc,
+            "button",
+            "button secondary cancel",
+            strings.get(Text::Cancel),
+        );
         attr(&cancel_button, "type", "button");
         append(&actions, &cancel_button);
         append(&dialog, &actions);
@@ -115,12 +120,18 @@ impl CodeModal {
         }));
         let (first, last, root2) = (close_button.clone(), cancel_button.clone(), root.clone());
         listeners.push(Listener::new(&dialog, "keydown", move |e: Event| {
-            let Some(key) = e.dyn_ref::<KeyboardEvent>() else { return };
+            let Some(key) = e.dyn_ref::<KeyboardEvent>() else {
+                return;
+            };
             if key.key() != "Tab" {
                 return;
             }
             let active = root2.active_element();
-            let (from, to) = if key.shift_key() { (&first, &last) } else { (&last, &first) };
+            let (from, to) = if key.shift_key() {
+                (&first, &last)
+            } else {
+                (&last, &first)
+            };
             if active.as_ref() == Some(from) || active.is_none() {
                 e.prevent_default();
                 dom::focus(to);
@@ -163,7 +174,10 @@ impl CodeModal {
     /// code, so nothing moves when it arrives.
     pub fn show_loading(&mut self) {
         self.reset_panel();
-        append(&self.panel, &text_el(&self.doc, "p", "label", self.strings.get(Text::CodeLabel)));
+        append(
+            &self.panel,
+            &text_el(&self.doc, "p", "label", self.strings.get(Text::CodeLabel)),
+        );
         let skeleton = el(&self.doc, "div", "skeleton");
         attr(&skeleton, "aria-hidden", "true");
         append(&self.panel, &skeleton);
@@ -198,13 +212,17 @@ impl CodeModal {
         // Copying any part of the code puts exactly the six digits on the
         // clipboard, without the spoken form or the gap between groups.
         let digits = code::digits_only(code_text);
-        self.panel_listeners.push(Listener::new(&code_el, "copy", move |e: Event| {
-            if let Some(data) = e.dyn_ref::<web_sys::ClipboardEvent>().and_then(|c| c.clipboard_data()) {
-                if data.set_data("text/plain", &digits).is_ok() {
-                    e.prevent_default();
+        self.panel_listeners
+            .push(Listener::new(&code_el, "copy", move |e: Event| {
+                if let Some(data) = e
+                    .dyn_ref::<web_sys::ClipboardEvent>()
+                    .and_then(|c| c.clipboard_data())
+                {
+                    if data.set_data("text/plain", &digits).is_ok() {
+                        e.prevent_default();
+                    }
                 }
-            }
-        }));
+            }));
 
         let expiry = text_el(doc, "p", "expiry", self.strings.get(Text::ExpiresIn));
         let _ = expiry.append_with_str_1(" ");
@@ -230,25 +248,45 @@ impl CodeModal {
     }
 
     pub fn show_expired(&mut self) {
-        self.show_message(self.strings.get(Text::Expired).to_owned(), false, Text::NewCode);
+        self.show_message(
+            self.strings.get(Text::Expired).to_owned(),
+            false,
+            Text::NewCode,
+        );
     }
 
     /// An error the visitor can do something about: "Try again".
     pub fn show_error(&mut self, network: bool) {
-        let text = if network { Text::ErrorNetwork } else { Text::ErrorServer };
+        let text = if network {
+            Text::ErrorNetwork
+        } else {
+            Text::ErrorServer
+        };
         self.show_message(self.strings.get(text).to_owned(), true, Text::Retry);
     }
 
     fn show_message(&mut self, message: String, is_error: bool, button: Text) {
         self.reset_panel();
-        let p = text_el(&self.doc, "p", if is_error { "message error" } else { "message" }, &message);
+        let p = text_el(
+            &self.doc,
+            "p",
+            if is_error { "message error" } else { "message" },
+            &message,
+        );
         append(&self.panel, &p);
-        let retry = text_el(&self.doc, "button", "button primary retry", self.strings.get(button));
+        let retry = text_el(
+            &self.doc,
+            "button",
+            "button primary retry",
+            self.strings.get(button),
+        );
         attr(&retry, "type", "button");
         append(&self.panel, &retry);
         let on_action = self.on_action.clone();
         self.panel_listeners
-            .push(Listener::new(&retry, "click", move |_| on_action(Action::Retry)));
+            .push(Listener::new(&retry, "click", move |_| {
+                on_action(Action::Retry)
+            }));
         self.announce(&message);
         // Keep keyboard users where the next step is.
         if self.is_open() {
@@ -266,7 +304,6 @@ impl CodeModal {
     fn announce(&self, text: &str) {
         self.status.set_text_content(Some(text));
     }
-
 }
 
 impl Drop for CodeModal {

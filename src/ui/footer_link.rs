@@ -9,7 +9,12 @@ pub struct FooterLink {
 }
 
 impl FooterLink {
-    pub fn new(doc: &Document, root: &ShadowRoot, label: &str, on_click: impl FnMut() + 'static) -> FooterLink {
+    pub fn new(
+        doc: &Document,
+        root: &ShadowRoot,
+        label: &str,
+        on_click: impl FnMut() + 'static,
+    ) -> FooterLink {
         // A button, not an anchor: it opens a dialog rather than navigating,
         // and assistive technology should announce it that way.
         let button = dom::text_el(doc, "button", "link", label);
@@ -19,7 +24,10 @@ impl FooterLink {
         let mut on_click = on_click;
         let click = Listener::new(&button, "click", move |_| on_click());
         let _ = root.append_child(&button);
-        FooterLink { button, _click: click }
+        FooterLink {
+            button,
+            _click: click,
+        }
     }
 }
 

@@ -64,6 +64,7 @@ export class Broker {
       "--listen", `127.0.0.1:${this.port}`,
       "--www", path.join(ROOT, "www"),
       "--sdk", path.join(ROOT, "pkg/dist"),
+      "--examples", path.join(ROOT, "examples"),
     ];
     const proc = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
     this.proc = proc;

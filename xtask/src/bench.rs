@@ -2,7 +2,7 @@
 //! visible in headless Chromium, and broker codes issued per second.
 //! Timings live here, never in tests.
 
-use crate::{build, cargo, root, exec, step, tools, Result};
+use crate::{build, cargo, exec, root, step, tools, Result};
 use flate2::{write::GzEncoder, Compression};
 use std::io::Write;
 use std::process::Command;
@@ -23,22 +23,37 @@ pub fn run(args: &[String]) -> Result {
     let mut raw_total = 0;
     let mut gz_total = 0;
     for name in ["agent-assist.js", "agent-assist_bg.wasm"] {
-        let bytes = std::fs::read(build::dist_dir().join(name)).map_err(|e| format!("{name}: {e}"))?;
+        let bytes =
+            std::fs::read(build::dist_dir().join(name)).map_err(|e| format!("{name}: {e}"))?;
         let gz = gzip_len(&bytes);
         println!("  {name:<24} {:>8} B raw {:>8} B gzip", bytes.len(), gz);
         raw_total += bytes.len();
         gz_total += gz;
     }
-    println!("  {:<24} {:>8} B raw {:>8} B gzip ({:.1} KB)", "total", raw_total, gz_total, gz_total as f64 / 1000.0);
+    println!(
+        "  {:<24} {:>8} B raw {:>8} B gzip ({:.1} KB)",
+        "total",
+        raw_total,
+        gz_total,
+        gz_total as f64 / 1000.0
+    );
     println!();
 
-    step("click → code visible and broker throughput (Node + Playwright)", || {
-        exec(Command::new("node")
-            .arg("bench.mjs")
-            .current_dir(root().join("tests/e2e"))
-            .env("BROKER_BIN", root().join("target/release/agent-assist-broker"))
-            .env("REPO_ROOT", root()))
-    })
+    step(
+        "click → code visible and broker throughput (Node + Playwright)",
+        || {
+            exec(
+                Command::new("node")
+                    .arg("bench.mjs")
+                    .current_dir(root().join("tests/e2e"))
+                    .env(
+                        "BROKER_BIN",
+                        root().join("target/release/agent-assist-broker"),
+                    )
+                    .env("REPO_ROOT", root()),
+            )
+        },
+    )
 }
 
 /// Bytes after gzip at the highest level, as a CDN would serve them.

@@ -2,8 +2,8 @@
 //! - `pkg/`: the npm package (ESM glue, wasm, `index.js` wrapper, types);
 //! - `pkg/dist/`: the script-tag bundle (`agent-assist.js` + its `.wasm`).
 
-use crate::tools::{wasm_opt, WASM_TARGET};
-use crate::{cargo, root, exec, step, Result};
+use crate::tools::{esbuild, wasm_opt, WASM_TARGET};
+use crate::{cargo, exec, root, step, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,41 +27,68 @@ pub fn dist_dir() -> PathBuf {
 
 pub fn run() -> Result {
     let wasm = step("building the SDK (Rust -> wasm, release)", || {
-        exec(cargo().args(["build", "--quiet", "--release", "--lib", "-p", "agent-assist", "--target", WASM_TARGET]))?;
-        Ok(root().join("target").join(WASM_TARGET).join("release/agent_assist.wasm"))
+        exec(cargo().args([
+            "build",
+            "--quiet",
+            "--release",
+            "--lib",
+            "-p",
+            "agent-assist",
+            "--target",
+            WASM_TARGET,
+        ]))?;
+        Ok(root()
+            .join("target")
+            .join(WASM_TARGET)
+            .join("release/agent_assist.wasm"))
     })?;
-    step("generating pkg/ (npm package) and pkg/dist/ (script tag)", || {
-        let pkg = pkg_dir();
-        let dist = dist_dir();
-        // Start clean so a renamed file never lingers in the package.
-        let _ = std::fs::remove_dir_all(&pkg);
-        std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
+    step(
+        "generating pkg/ (npm package) and pkg/dist/ (script tag)",
+        || {
+            let pkg = pkg_dir();
+            let dist = dist_dir();
+            // Start clean so a renamed file never lingers in the package.
+            let _ = std::fs::remove_dir_all(&pkg);
+            std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
 
-        bindgen(&wasm, &pkg, "web", "agent_assist", true)?;
-        optimize(&pkg.join("agent_assist_bg.wasm"))?;
-        let js = root().join("src/js");
-        copy(&js.join("index.js"), &pkg.join("index.js"))?;
-        copy(&js.join("index.d.ts"), &pkg.join("index.d.ts"))?;
-        copy(&js.join("README.md"), &pkg.join("README.md"))?;
-        let manifest = read(&js.join("package.json"))?.replace("0.0.0-version", env!("CARGO_PKG_VERSION"));
-        write(&pkg.join("package.json"), &manifest)?;
+            bindgen(&wasm, &pkg, "web", "agent_assist", true)?;
+            optimize(&pkg.join("agent_assist_bg.wasm"))?;
+            let js = root().join("src/js");
+            copy(&js.join("index.js"), &pkg.join("index.js"))?;
+            copy(&js.join("index.d.ts"), &pkg.join("index.d.ts"))?;
+            copy(&js.join("README.md"), &pkg.join("README.md"))?;
+            let manifest =
+                read(&js.join("package.json"))?.replace("0.0.0-version", env!("CARGO_PKG_VERSION"));
+            write(&pkg.join("package.json"), &manifest)?;
 
-        bindgen(&wasm, &dist, "no-modules", "agent-assist", false)?;
-        optimize(&dist.join("agent-assist_bg.wasm"))?;
-        // One classic script: the glue and the loader in one closure, so the
-        // page gets no globals but `window.AgentAssist`.
-        let glue = read(&dist.join("agent-assist.js"))?;
-        let loader = read(&js.join("loader.js"))?;
-        let bundle = format!("/*! Agent Assist {} */\n(function () {{\n{glue}\n{loader}\n}})();\n", env!("CARGO_PKG_VERSION"));
-        write(&dist.join("agent-assist.js"), &bundle)?;
-        Ok(())
-    })
+            bindgen(&wasm, &dist, "no-modules", "agent-assist", false)?;
+            optimize(&dist.join("agent-assist_bg.wasm"))?;
+            // One classic script: the glue and the loader in one closure, so the
+            // page gets no globals but `window.AgentAssist`.
+            let glue = read(&dist.join("agent-assist.js"))?;
+            let loader = read(&js.join("loader.js"))?;
+            let bundle = format!(
+                "/*! Agent Assist {} */\n(function () {{\n{glue}\n{loader}\n}})();\n",
+                env!("CARGO_PKG_VERSION")
+            );
+            let bundle_path = dist.join("agent-assist.js");
+            write(&bundle_path, &bundle)?;
+            minify(&bundle_path)
+        },
+    )
 }
 
 fn bindgen(wasm: &Path, out: &Path, target: &str, name: &str, typescript: bool) -> Result {
     let mut cmd = Command::new("wasm-bindgen");
     cmd.arg(wasm)
-        .args(["--target", target, "--out-name", name, "--remove-name-section", "--remove-producers-section"])
+        .args([
+            "--target",
+            target,
+            "--out-name",
+            name,
+            "--remove-name-section",
+            "--remove-producers-section",
+        ])
         .arg("--out-dir")
         .arg(out);
     if !typescript {
@@ -71,7 +98,32 @@ fn bindgen(wasm: &Path, out: &Path, target: &str, name: &str, typescript: bool) 
 }
 
 fn optimize(wasm: &Path) -> Result {
-    exec(Command::new(wasm_opt()).arg("-Oz").args(WASM_FEATURES).arg(wasm).arg("-o").arg(wasm))
+    exec(
+        Command::new(wasm_opt())
+            .arg("-Oz")
+            .args(WASM_FEATURES)
+            .arg(wasm)
+            .arg("-o")
+            .arg(wasm),
+    )
+}
+
+/// Minifies the script-tag bundle in place (npm users' bundlers minify
+/// their own builds, so `pkg/` stays readable).
+fn minify(js: &Path) -> Result {
+    let out = js.with_extension("min.js");
+    exec(
+        Command::new(esbuild())
+            .arg(js)
+            .args([
+                "--minify",
+                "--target=es2019",
+                "--log-level=warning",
+                "--legal-comments=inline",
+            ])
+            .arg(format!("--outfile={}", out.display())),
+    )?;
+    std::fs::rename(&out, js).map_err(|e| e.to_string())
 }
 
 fn read(p: &Path) -> Result<String> {

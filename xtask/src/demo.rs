@@ -1,14 +1,16 @@
 //! `cargo xtask demo [--port N]`: builds everything and runs the broker with
 //! its embedded SQLite store, serving the demo shop and the support page.
 
-use crate::{build, cargo, root, exec, step, tools, Result};
+use crate::{build, cargo, exec, root, step, tools, Result};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 pub fn run(args: &[String]) -> Result {
     let port = match args {
         [] => 8080,
-        [flag, n] if flag == "--port" => n.parse().map_err(|_| format!("--port takes a number, not `{n}`"))?,
+        [flag, n] if flag == "--port" => n
+            .parse()
+            .map_err(|_| format!("--port takes a number, not `{n}`"))?,
         _ => return Err("usage: cargo xtask demo [--port N]".into()),
     };
     tools::ensure_build_tools()?;
@@ -34,6 +36,8 @@ pub fn run(args: &[String]) -> Result {
         .arg(root().join("www"))
         .arg("--sdk")
         .arg(build::dist_dir())
+        .arg("--examples")
+        .arg(root().join("examples"))
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("could not start the broker: {e}"))?;
@@ -46,6 +50,7 @@ pub fn run(args: &[String]) -> Result {
             println!("  Agent Assist demo is running.");
             println!("    Demo shop (script tag, footer link):  {base}/");
             println!("    Standalone support-code page:         {base}/support.html");
+            println!("    Custom UI on the bare API:            {base}/examples/custom-ui/");
             println!("    Site key: demo   Broker API: {base}/v1/");
             println!("  Press Ctrl-C to stop.");
             println!();

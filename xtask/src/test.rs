@@ -2,7 +2,7 @@
 //! or only the named groups. Installs what is missing first.
 
 use crate::tools::{self, CHROMEDRIVER, WASM_TARGET};
-use crate::{build, cargo, root, exec, step, Result};
+use crate::{build, cargo, exec, root, step, Result};
 use std::process::Command;
 
 const GROUPS: [&str; 5] = ["lint", "native", "wasm", "examples", "e2e"];
@@ -10,7 +10,10 @@ const GROUPS: [&str; 5] = ["lint", "native", "wasm", "examples", "e2e"];
 pub fn run(args: &[String]) -> Result {
     for a in args {
         if !GROUPS.contains(&a.as_str()) {
-            return Err(format!("unknown test group `{a}` (groups: {})", GROUPS.join(", ")));
+            return Err(format!(
+                "unknown test group `{a}` (groups: {})",
+                GROUPS.join(", ")
+            ));
         }
     }
     let want = |g: &str| args.is_empty() || args.iter().any(|a| a == g);
@@ -21,29 +24,63 @@ pub fn run(args: &[String]) -> Result {
     }
 
     if want("lint") {
-        step("cargo fmt --check", || exec(cargo().args(["fmt", "--all", "--", "--check"])))?;
-        step("clippy -D warnings (broker, protocol, xtask, SDK native)", || {
-            exec(cargo().args(["clippy", "--quiet", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+        step("cargo fmt --check", || {
+            exec(cargo().args(["fmt", "--all", "--", "--check"]))
         })?;
+        step(
+            "clippy -D warnings (broker, protocol, xtask, SDK native)",
+            || {
+                exec(cargo().args([
+                    "clippy",
+                    "--quiet",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))
+            },
+        )?;
         step("clippy -D warnings (SDK for wasm32)", || {
             exec(cargo().args([
-                "clippy", "--quiet", "-p", "agent-assist", "--all-targets", "--target", WASM_TARGET, "--", "-D",
+                "clippy",
+                "--quiet",
+                "-p",
+                "agent-assist",
+                "--all-targets",
+                "--target",
+                WASM_TARGET,
+                "--",
+                "-D",
                 "warnings",
             ]))
         })?;
     }
     if want("native") {
-        step("native tests: protocol, broker API (SQLite), SDK logic, xtask", || {
-            exec(cargo().args(["test", "--quiet", "--workspace"]))
-        })?;
+        step(
+            "native tests: protocol, broker API (SQLite), SDK logic, xtask",
+            || exec(cargo().args(["test", "--quiet", "--workspace"])),
+        )?;
     }
     if want("wasm") {
-        step("browser tests: wasm-bindgen-test in headless Chromium", || {
-            exec(cargo()
-                .args(["test", "--quiet", "-p", "agent-assist", "--lib", "--target", WASM_TARGET])
-                .env("CHROMEDRIVER", CHROMEDRIVER)
-                .env("WASM_BINDGEN_TEST_TIMEOUT", "60"))
-        })?;
+        step(
+            "browser tests: wasm-bindgen-test in headless Chromium",
+            || {
+                exec(
+                    cargo()
+                        .args([
+                            "test",
+                            "-p",
+                            "agent-assist",
+                            "--lib",
+                            "--target",
+                            WASM_TARGET,
+                        ])
+                        .env("CHROMEDRIVER", CHROMEDRIVER)
+                        .env("WASM_BINDGEN_TEST_TIMEOUT", "60"),
+                )
+            },
+        )?;
     }
     if want("examples") || want("e2e") {
         build::run()?;
@@ -51,20 +88,41 @@ pub fn run(args: &[String]) -> Result {
     if want("examples") {
         let npm_example = root().join("examples/npm");
         tools::ensure_npm_deps(&npm_example, "the npm example's packages (Vite)")?;
-        step("examples/npm: bundler build with Vite, and import under Node (no DOM)", || {
-            exec(Command::new("npm").args(["run", "--silent", "build"]).current_dir(&npm_example))?;
-            exec(Command::new("node").arg("check-ssr.mjs").current_dir(&npm_example))
-        })?;
+        step(
+            "examples/npm: bundler build with Vite, and import under Node (no DOM)",
+            || {
+                exec(
+                    Command::new("npm")
+                        .args(["run", "--silent", "build"])
+                        .current_dir(&npm_example),
+                )?;
+                exec(
+                    Command::new("node")
+                        .arg("check-ssr.mjs")
+                        .current_dir(&npm_example),
+                )
+            },
+        )?;
     }
     if want("e2e") {
-        step("building the broker", || exec(cargo().args(["build", "--quiet", "-p", "agent-assist-broker"])))?;
-        step("end-to-end: Playwright + headless Chromium against the real broker", || {
-            exec(Command::new("npx")
-                .args(["playwright", "test"])
-                .current_dir(root().join("tests/e2e"))
-                .env("BROKER_BIN", root().join("target/debug/agent-assist-broker"))
-                .env("REPO_ROOT", root()))
+        step("building the broker", || {
+            exec(cargo().args(["build", "--quiet", "-p", "agent-assist-broker"]))
         })?;
+        step(
+            "end-to-end: Playwright + headless Chromium against the real broker",
+            || {
+                exec(
+                    Command::new("npx")
+                        .args(["playwright", "test"])
+                        .current_dir(root().join("tests/e2e"))
+                        .env(
+                            "BROKER_BIN",
+                            root().join("target/debug/agent-assist-broker"),
+                        )
+                        .env("REPO_ROOT", root()),
+                )
+            },
+        )?;
     }
     eprintln!("==> all tests passed");
     Ok(())

@@ -1,7 +1,7 @@
 //! Installs the tools the other commands need, each only if missing, so a
 //! second run costs a few version checks.
 
-use crate::{cargo, output, root, exec, step, Result};
+use crate::{cargo, exec, output, root, step, Result};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -20,23 +20,29 @@ pub fn ensure_build_tools() -> Result {
 /// Chromium + ChromeDriver and the end-to-end suite's npm packages.
 pub fn ensure_test_tools() -> Result {
     ensure_chromium()?;
-    ensure_npm_deps(&root().join("tests/e2e"), "end-to-end test packages (Playwright)")?;
+    ensure_npm_deps(
+        &root().join("tests/e2e"),
+        "end-to-end test packages (Playwright)",
+    )?;
     Ok(())
 }
 
 fn ensure_wasm_target() -> Result {
-    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
     if installed.lines().any(|l| l.trim() == WASM_TARGET) {
         return Ok(());
     }
-    step("installing the wasm32-unknown-unknown target (rustup)", || {
-        exec(Command::new("rustup").args(["target", "add", WASM_TARGET]))
-    })
+    step(
+        "installing the wasm32-unknown-unknown target (rustup)",
+        || exec(Command::new("rustup").args(["target", "add", WASM_TARGET])),
+    )
 }
 
 /// The wasm-bindgen version Cargo.lock pins; the CLI must match it exactly.
 pub fn wasm_bindgen_version() -> Result<String> {
-    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("reading Cargo.lock: {e}"))?;
+    let lock = std::fs::read_to_string(root().join("Cargo.lock"))
+        .map_err(|e| format!("reading Cargo.lock: {e}"))?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
         if line == "name = \"wasm-bindgen\"" {
@@ -51,15 +57,19 @@ pub fn wasm_bindgen_version() -> Result<String> {
 fn ensure_wasm_bindgen() -> Result {
     let want = wasm_bindgen_version()?;
     let have = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
-    let runner = output(Command::new("wasm-bindgen-test-runner").arg("--version")).unwrap_or_default();
+    let runner =
+        output(Command::new("wasm-bindgen-test-runner").arg("--version")).unwrap_or_default();
     if have.split_whitespace().nth(1) == Some(want.as_str()) && runner.contains(&want) {
         return Ok(());
     }
-    step(&format!("installing wasm-bindgen-cli {want} (about 2 minutes, once)"), || {
-        // Not --locked: the CLI's own lockfile pins a crate version the
-        // registry here lacks (see shared TOOLCHAIN.md).
-        exec(cargo().args(["install", "wasm-bindgen-cli", "--version", &want, "--force"]))
-    })
+    step(
+        &format!("installing wasm-bindgen-cli {want} (about 2 minutes, once)"),
+        || {
+            // Not --locked: the CLI's own lockfile pins a crate version the
+            // registry here lacks (see shared TOOLCHAIN.md).
+            exec(cargo().args(["install", "wasm-bindgen-cli", "--version", &want, "--force"]))
+        },
+    )
 }
 
 /// Folder of the npm-installed build tools.
@@ -71,10 +81,14 @@ pub fn wasm_opt() -> PathBuf {
     tools_dir().join("node_modules/.bin/wasm-opt")
 }
 
+pub fn esbuild() -> PathBuf {
+    tools_dir().join("node_modules/.bin/esbuild")
+}
+
 fn ensure_wasm_opt() -> Result {
     // Debian's binaryen (v108) produces modules Chromium rejects; the npm
-    // package's is current.
-    ensure_npm_deps(&tools_dir(), "wasm-opt (npm binaryen)")
+    // package's is current. esbuild (the JS minifier) comes along.
+    ensure_npm_deps(&tools_dir(), "wasm-opt (npm binaryen) and esbuild")
 }
 
 /// `npm ci` in `dir` unless its node_modules matches its lockfile already.
@@ -92,10 +106,12 @@ pub fn ensure_npm_deps(dir: &std::path::Path, what: &str) -> Result {
         return Ok(());
     }
     step(&format!("installing {what} with npm ci"), || {
-        exec(Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-            .current_dir(dir))
+        exec(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+                .current_dir(dir),
+        )
     })
 }
 
@@ -106,7 +122,11 @@ fn ensure_chromium() -> Result {
     step("installing chromium and chromium-driver (apt-get)", || {
         let sudo = output(Command::new("id").arg("-u")).is_some_and(|u| u.trim() != "0");
         let apt = |args: &[&str]| {
-            let mut c = if sudo { Command::new("sudo") } else { Command::new("apt-get") };
+            let mut c = if sudo {
+                Command::new("sudo")
+            } else {
+                Command::new("apt-get")
+            };
             if sudo {
                 c.arg("apt-get");
             }

@@ -196,7 +196,7 @@ test("an expired code says so and offers a new one", async ({ page, broker }) =>
   );
   expect(first.body.expires_in).toBe(3);
   const dialog = page.getByRole("dialog");
-  await expect(dialog.getByText("This code has expired.")).toBeVisible();
+  await expect(dialog.getByRole("paragraph").filter({ hasText: "This code has expired." })).toBeVisible();
   const newCode = dialog.getByRole("button", { name: "Get a new code" });
   await expect(newCode).toBeFocused();
   const status = await broker.api("GET", `/v1/sessions/${first.body.session_id}`, { token: first.body.device_token });
@@ -224,7 +224,7 @@ test("broker down: a plain-language error, and Try again works once it is back",
 
   await w.link.click();
   const dialog = w.dialog;
-  await expect(dialog.getByText("We couldn't reach our support service.", { exact: false })).toBeVisible();
+  await expect(dialog.getByRole("paragraph").filter({ hasText: "We couldn't reach our support service." })).toBeVisible();
   const retry = dialog.getByRole("button", { name: "Try again" });
   await expect(retry).toBeVisible();
   await expect(page.getByRole("status")).toContainText("couldn't reach");
@@ -297,7 +297,7 @@ test("screenshots of every modal state: light, dark, 320 px", async ({ browser, 
     const w = widget(page);
     await expect(w.link).toBeVisible();
     // A setup that takes its own picture (mid-flight states) returns "shot".
-    if ((await setup(page, w)) !== "shot") await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+    if ((await setup(page, w)) !== "shot") await page.screenshot({ path: path.join(SHOTS, `${name}.png`), animations: "disabled" });
     await context.close();
   };
   const showCode = async (page, w) => {
@@ -321,7 +321,7 @@ test("screenshots of every modal state: light, dark, 320 px", async ({ browser, 
     try {
       await w.link.click();
       await expect(page.locator("agent-assist-widget .skeleton")).toBeVisible();
-      await page.screenshot({ path: path.join(SHOTS, "modal-loading-light.png") });
+      await page.screenshot({ path: path.join(SHOTS, "modal-loading-light.png"), animations: "disabled" });
     } finally {
       broker.proc.kill("SIGCONT");
     }

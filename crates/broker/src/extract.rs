@@ -1,0 +1,147 @@
+//! What the routes take from a request: a JSON body, the device's bearer
+//! token, the browser's `Origin`, all refused with an [`AppError`] so that
+//! even a malformed request gets a JSON answer with a stable error code.
+
+use agent_assist_protocol::ErrorCode;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::header::{AUTHORIZATION, ORIGIN};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::Site;
+use crate::error::{AppError, Result};
+use crate::secrets::is_device_token;
+
+/// Largest request body accepted, in bytes. A code request is a few hundred
+/// bytes; anything near this is not from the widget.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// `axum::Json`, but refusing with [`AppError`]: 400 `malformed_json` for bad
+/// syntax, a wrong shape or unknown fields, 415 `unsupported_media_type`
+/// without `Content-Type: application/json`, 413 `payload_too_large` over
+/// [`MAX_BODY_BYTES`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        // Parsed in two steps because serde lets a struct be written as a
+        // JSON array (`["demo"]` would be a valid `CreateCodeRequest`); the
+        // API's bodies are objects, and anything else is the wrong shape.
+        let Json(value) = Json::<Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(AppError::new(
+                ErrorCode::MalformedJson,
+                "the body must be a JSON object",
+            ));
+        }
+        T::deserialize(&value)
+            .map(Self)
+            .map_err(|e| AppError::new(ErrorCode::MalformedJson, format!("invalid body: {e}")))
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        // Going by the status rather than the variant keeps this right for
+        // rejections axum may add later (the enum is non-exhaustive).
+        let code = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            _ => ErrorCode::MalformedJson,
+        };
+        let message = match code {
+            ErrorCode::PayloadTooLarge => {
+                format!("the body is larger than {MAX_BODY_BYTES} bytes")
+            }
+            ErrorCode::UnsupportedMediaType => {
+                "the body must be JSON with `Content-Type: application/json`".to_owned()
+            }
+            _ => rejection.body_text(),
+        };
+        AppError::new(code, message)
+    }
+}
+
+/// The device token from `Authorization: Bearer <token>`; 401 `invalid_token`
+/// when it is missing or cannot be a token.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str> {
+    let value = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(AppError::invalid_token)?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or_else(AppError::invalid_token)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || !is_device_token(token) {
+        return Err(AppError::invalid_token());
+    }
+    Ok(token)
+}
+
+/// Refuses (403 `origin_not_allowed`) a browser request whose `Origin` is not
+/// one of `site`'s allowed origins. Requests without `Origin` come from
+/// servers and tools, not from another site's page, and pass.
+///
+/// `site` is `None` when the session's site has since been removed from the
+/// configuration: then no browser origin is allowed.
+pub fn check_origin(headers: &HeaderMap, site: Option<&Site>) -> Result<()> {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    match origin.to_str() {
+        Ok(origin) if site.is_some_and(|s| s.allows_origin(origin)) => Ok(()),
+        Ok(origin) => Err(AppError::origin_not_allowed(origin)),
+        Err(_) => Err(AppError::origin_not_allowed("(not ASCII)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with_auth(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_and_checked_for_shape() {
+        let token = "ab".repeat(32);
+        assert_eq!(
+            bearer_token(&with_auth(&format!("Bearer {token}"))).unwrap(),
+            token
+        );
+        assert_eq!(
+            bearer_token(&with_auth(&format!("bearer  {token} "))).unwrap(),
+            token
+        );
+        for bad in [
+            format!("Basic {token}"),
+            format!("Bearer{token}"),
+            "Bearer abc".to_owned(),
+            format!("Bearer {}", token.to_uppercase()),
+            String::new(),
+        ] {
+            let e = bearer_token(&with_auth(&bad)).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidToken, "{bad}");
+        }
+        assert_eq!(
+            bearer_token(&HeaderMap::new()).unwrap_err().code(),
+            ErrorCode::InvalidToken
+        );
+    }
+}

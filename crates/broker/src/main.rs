@@ -1,0 +1,81 @@
+//! The `agent-assist-broker` binary: reads the command line and the site
+//! file, sets up logging, and hands over to [`agent_assist_broker::run`].
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use agent_assist_broker::config::{Cli, Command, Config, ServeArgs};
+use agent_assist_broker::{clock::SystemClock, run, shutdown_signal, telemetry, AppState};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    // The configuration is checked before anything is opened or bound, so a
+    // bad file leaves no database and no port behind. Exit code 2, like a
+    // usage error, because the operator has to fix what they gave us.
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("agent-assist-broker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut state = match AppState::open(config, &args.db, Arc::new(SystemClock)) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!(
+                "agent-assist-broker: cannot open database {}: {e}",
+                args.db.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(www) = args.www {
+        state = state.with_www(www);
+    }
+    if let Some(sdk) = args.sdk {
+        state = state.with_sdk(sdk);
+    }
+    if let Some(examples) = args.examples {
+        state = state.with_examples(examples);
+    }
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("agent-assist-broker: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("agent-assist-broker: cannot read the bound address: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Signal handlers go in before the line below announces readiness.
+    let shutdown = shutdown_signal();
+    // Scripts and tests wait for this exact line (and read the port from it),
+    // so it goes to stdout, alone, and is flushed at once.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "agent-assist-broker listening on http://{addr}");
+    let _ = stdout.flush();
+    drop(stdout);
+
+    match run(listener, state, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}

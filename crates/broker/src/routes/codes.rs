@@ -1,0 +1,91 @@
+//! `POST /v1/codes`: a visitor asks for a support code.
+
+use agent_assist_protocol::{
+    CreateCodeRequest, CreateCodeResponse, ErrorCode, VisitorInfo, MAX_TEXT_FIELD,
+};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+
+use crate::error::{AppError, Result};
+use crate::extract::{check_origin, ApiJson};
+use crate::secrets::{hash_token, new_device_token, new_session_id, random_code};
+use crate::store::{CreateOutcome, NewSession};
+use crate::AppState;
+
+/// How many random codes to try before saying the site has none free. Each
+/// try clashes with probability (live codes / 10⁶), so even a site with
+/// 900,000 live codes gets a code this way 99.9% of the time; failing after
+/// a bounded number of tries keeps a full code space from looping forever.
+pub const MAX_CODE_ATTEMPTS: usize = 64;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/codes", post(create))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<CreateCodeRequest>,
+) -> Result<(StatusCode, Json<CreateCodeResponse>)> {
+    let site = state
+        .config
+        .site(&request.site_key)
+        .ok_or_else(|| AppError::new(ErrorCode::UnknownSite, "no site has this site_key"))?;
+    check_origin(&headers, Some(site))?;
+    let VisitorInfo { name, email } = request.visitor.unwrap_or_default();
+    check_text_field("visitor.name", name.as_deref())?;
+    check_text_field("visitor.email", email.as_deref())?;
+
+    let now = state.clock.now_ms();
+    let expires_at = now + u64::from(site.code_lifetime_secs) * 1000;
+    let session_id = new_session_id();
+    let device_token = new_device_token();
+    let token_hash = hash_token(&device_token);
+
+    for _ in 0..MAX_CODE_ATTEMPTS {
+        let code = random_code();
+        let new = NewSession {
+            id: session_id.clone(),
+            site_key: site.key.clone(),
+            code: code.clone(),
+            token_hash,
+            visitor_name: name.clone(),
+            visitor_email: email.clone(),
+            created_at: now,
+            expires_at,
+        };
+        match state.store.create_session(new).await? {
+            CreateOutcome::Created => {
+                tracing::info!(session_id = %session_id, site = %site.key, "code issued");
+                let response = CreateCodeResponse {
+                    code,
+                    session_id,
+                    expires_at,
+                    expires_in: site.code_lifetime_secs,
+                    device_token,
+                };
+                return Ok((StatusCode::CREATED, Json(response)));
+            }
+            CreateOutcome::CodeTaken => continue,
+        }
+    }
+    tracing::warn!(site = %site.key, attempts = MAX_CODE_ATTEMPTS, "no free code found");
+    Err(AppError::new(
+        ErrorCode::NoFreeCodes,
+        "every code of this site is in use right now; try again in a minute",
+    ))
+}
+
+/// Refuses (400 `invalid_field`, naming the field) a text longer than
+/// [`MAX_TEXT_FIELD`] characters.
+fn check_text_field(field: &str, value: Option<&str>) -> Result<()> {
+    match value {
+        Some(v) if v.chars().count() > MAX_TEXT_FIELD => Err(AppError::new(
+            ErrorCode::InvalidField,
+            format!("{field} is longer than {MAX_TEXT_FIELD} characters"),
+        )),
+        _ => Ok(()),
+    }
+}

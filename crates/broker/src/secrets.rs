@@ -1,0 +1,221 @@
+//! Support codes, session ids, device tokens, and how they are hashed.
+//!
+//! Everything random here comes from the operating system's CSPRNG
+//! (`getrandom`). Codes and tokens are never stored in clear: a code is kept
+//! as an HMAC under a per-broker secret (a 6-digit space is small enough that
+//! a plain hash could be reversed by trying all million codes), a device
+//! token as a SHA-256 (it has 256 random bits, so a plain hash suffices).
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Number of distinct codes: `000000`–`999999`.
+pub const CODE_SPACE: u32 = 1_000_000;
+
+/// The largest multiple of [`CODE_SPACE`] that fits in a `u32`. Draws at or
+/// above it are thrown away, so that `draw % CODE_SPACE` is exactly uniform
+/// (taking the remainder of every draw would favour the low codes slightly).
+const UNBIASED_LIMIT: u32 = (u32::MAX / CODE_SPACE) * CODE_SPACE;
+
+/// Length of the secret keying the code HMAC, in bytes.
+pub const CODE_SECRET_LEN: usize = 32;
+
+/// A SHA-256 or HMAC-SHA256 digest.
+pub type Digest32 = [u8; 32];
+
+/// Fills `buf` from the OS CSPRNG.
+///
+/// # Panics
+/// When the operating system cannot provide randomness. A broker that cannot
+/// draw random numbers must not hand out codes or tokens at all.
+pub fn fill_random(buf: &mut [u8]) {
+    if let Err(e) = getrandom::fill(buf) {
+        panic!("the OS random number generator failed: {e}");
+    }
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    fill_random(&mut b);
+    u32::from_le_bytes(b)
+}
+
+/// Maps a stream of uniform `u32` draws to a number uniform over
+/// `0..CODE_SPACE`, by rejection sampling. Separate from the RNG so tests can
+/// feed it edge cases.
+pub fn sample_code_number(mut draw: impl FnMut() -> u32) -> u32 {
+    loop {
+        let x = draw();
+        if x < UNBIASED_LIMIT {
+            return x % CODE_SPACE;
+        }
+    }
+}
+
+/// A fresh code: six digits, uniform over `000000`–`999999`, leading zeros kept.
+pub fn random_code() -> String {
+    format!("{:06}", sample_code_number(random_u32))
+}
+
+/// A fresh session id: 128 random bits as 32 lowercase hex digits.
+pub fn new_session_id() -> String {
+    let mut b = [0u8; 16];
+    fill_random(&mut b);
+    hex::encode(b)
+}
+
+/// True when `id` has the shape of a session id, so malformed ids can be
+/// answered without a store lookup.
+pub fn is_session_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A fresh device token: 256 random bits as 64 lowercase hex digits.
+pub fn new_device_token() -> String {
+    let mut b = [0u8; 32];
+    fill_random(&mut b);
+    hex::encode(b)
+}
+
+/// True when `token` has the shape of a device token.
+pub fn is_device_token(token: &str) -> bool {
+    token.len() == 64
+        && token
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// What the store keeps of a device token.
+pub fn hash_token(token: &str) -> Digest32 {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Compares two digests in constant time, so response timing does not tell an
+/// attacker how much of a guessed token was right.
+pub fn digests_match(a: &Digest32, b: &Digest32) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// A fresh random secret for [`CodeHasher`].
+pub fn new_code_secret() -> [u8; CODE_SECRET_LEN] {
+    let mut b = [0u8; CODE_SECRET_LEN];
+    fill_random(&mut b);
+    b
+}
+
+/// Turns `(site, code)` into what the store keeps: HMAC-SHA256(secret,
+/// `site_key:code`). Including the site key means the same code at two
+/// sites has unrelated hashes.
+#[derive(Clone)]
+pub struct CodeHasher {
+    mac: Hmac<Sha256>,
+}
+
+impl CodeHasher {
+    pub fn new(secret: &[u8; CODE_SECRET_LEN]) -> Self {
+        // HMAC takes keys of any length, so this cannot fail.
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts any key");
+        Self { mac }
+    }
+
+    pub fn hash(&self, site_key: &str, code: &str) -> Digest32 {
+        let mut mac = self.mac.clone();
+        mac.update(site_key.as_bytes());
+        mac.update(b":");
+        mac.update(code.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl std::fmt::Debug for CodeHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key must not end up in a log line through `{:?}`.
+        f.write_str("CodeHasher(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_digits_are_uniform() {
+        const DRAWS: usize = 50_000;
+        let mut counts = [0usize; 10];
+        for _ in 0..DRAWS {
+            let code = random_code();
+            counts[usize::from(code.as_bytes()[0] - b'0')] += 1;
+        }
+        for (digit, n) in counts.iter().enumerate() {
+            assert!(
+                (4_500..=5_500).contains(n),
+                "digit {digit} drawn {n} times: {counts:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn last_digits_are_uniform() {
+        let mut counts = [0usize; 10];
+        for _ in 0..50_000 {
+            let code = random_code();
+            counts[usize::from(code.as_bytes()[5] - b'0')] += 1;
+        }
+        assert!(
+            counts.iter().all(|n| (4_500..=5_500).contains(n)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn codes_keep_leading_zeros() {
+        assert_eq!(format!("{:06}", sample_code_number(|| 42)), "000042");
+        assert_eq!(format!("{:06}", sample_code_number(|| 0)), "000000");
+        // Over many draws, about one code in ten starts with 0 and each one
+        // is still six digits long.
+        let codes: Vec<String> = (0..2_000).map(|_| random_code()).collect();
+        assert!(codes
+            .iter()
+            .all(|c| agent_assist_protocol::is_valid_code(c)));
+        assert!(codes.iter().any(|c| c.starts_with('0')));
+    }
+
+    #[test]
+    fn draws_in_the_biased_tail_are_rejected() {
+        let mut draws = [u32::MAX, UNBIASED_LIMIT, UNBIASED_LIMIT - 1].into_iter();
+        let n = sample_code_number(|| draws.next().unwrap());
+        assert_eq!(n, (UNBIASED_LIMIT - 1) % CODE_SPACE);
+        assert_eq!(n, 999_999);
+    }
+
+    #[test]
+    fn ids_and_tokens_have_their_shape_and_differ() {
+        let (a, b) = (new_session_id(), new_session_id());
+        assert!(is_session_id(&a) && is_session_id(&b) && a != b);
+        let (t, u) = (new_device_token(), new_device_token());
+        assert!(is_device_token(&t) && is_device_token(&u) && t != u);
+        assert!(!is_session_id(&a.to_uppercase()));
+    }
+
+    #[test]
+    fn code_hashes_depend_on_site_and_secret() {
+        let h = CodeHasher::new(&[7; 32]);
+        assert_eq!(h.hash("demo", "123456"), h.hash("demo", "123456"));
+        assert_ne!(h.hash("demo", "123456"), h.hash("other", "123456"));
+        assert_ne!(
+            h.hash("demo", "123456"),
+            CodeHasher::new(&[8; 32]).hash("demo", "123456")
+        );
+    }
+
+    #[test]
+    fn token_digests_compare() {
+        let t = new_device_token();
+        assert!(digests_match(&hash_token(&t), &hash_token(&t)));
+        assert!(!digests_match(
+            &hash_token(&t),
+            &hash_token(&new_device_token())
+        ));
+    }
+}

@@ -1,0 +1,23 @@
+//! Logging: structured lines on stderr, filtered by `RUST_LOG` (default `info`).
+//!
+//! Stdout is kept for the one "listening on" line that scripts and tests
+//! read. Log fields name sessions and sites, never codes or device tokens:
+//! a log that leaked them would let anyone who reads it redeem a code.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. Calling it again does nothing.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // `try_init` fails only when a subscriber is already installed, which is fine.
+    // Colours only for a person at a terminal; a log file or a test harness
+    // reading stderr gets plain text.
+    let ansi = std::io::stderr().is_terminal();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
+}
