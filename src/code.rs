@@ -5,10 +5,11 @@
 /// Splits a six-digit code into the two groups the visitor sees (`123 456`).
 /// Anything that is not six ASCII digits is returned whole in the first group.
 pub fn groups(code: &str) -> (&str, &str) {
-    if agent_assist_protocol::is_valid_code(code) {
-        code.split_at(3)
-    } else {
-        (code, "")
+    // `get` rather than `split_at`: no panic path (and its formatting code)
+    // ends up in the wasm for a split that cannot fail on six ASCII digits.
+    match (code.get(..3), code.get(3..)) {
+        (Some(a), Some(b)) if agent_assist_protocol::is_valid_code(code) => (a, b),
+        _ => (code, ""),
     }
 }
 

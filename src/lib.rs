@@ -34,6 +34,12 @@ mod widget;
 mod web_tests;
 
 use wasm_bindgen::prelude::*;
+
+/// See Cargo.toml: smaller than dlmalloc, and built without `unsafe` here.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
 use web_sys::Element;
 
 pub use error::Error;

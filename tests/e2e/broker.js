@@ -1,0 +1,116 @@
+// A real broker process (the binary `cargo xtask` built) with a temporary
+// SQLite file and a site config for its port. Used by the Playwright
+// fixtures and by the bench.
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+export const ROOT = process.env.REPO_ROOT || path.resolve(import.meta.dirname, "../..");
+const BIN = process.env.BROKER_BIN || path.join(ROOT, "target/debug/agent-assist-broker");
+
+/** A free loopback port: bind :0, read the port, release it. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function sitesToml(port) {
+  const origins = `["http://127.0.0.1:${port}", "http://localhost:${port}"]`;
+  return `[[site]]
+key = "demo"
+name = "Lumen Home"
+allowed_origins = ${origins}
+
+[[site]]
+key = "short"
+name = "Short-lived codes"
+allowed_origins = ${origins}
+code_lifetime_secs = 3
+`;
+}
+
+export class Broker {
+  constructor(port, dir, env = {}) {
+    this.port = port;
+    this.dir = dir;
+    this.url = `http://127.0.0.1:${port}`;
+    this.proc = null;
+    this.log = "";
+    this.env = env;
+  }
+
+  /** `env` adds to the broker's environment (e.g. `RUST_LOG`). */
+  static async start({ env } = {}) {
+    const port = await freePort();
+    const dir = mkdtempSync(path.join(tmpdir(), "agent-assist-e2e-"));
+    writeFileSync(path.join(dir, "sites.toml"), sitesToml(port));
+    const broker = new Broker(port, dir, env);
+    await broker.spawn();
+    return broker;
+  }
+
+  /** Starts the broker process and resolves once it is listening. */
+  spawn() {
+    const args = [
+      "serve",
+      "--config", path.join(this.dir, "sites.toml"),
+      "--db", path.join(this.dir, "broker.sqlite3"),
+      "--listen", `127.0.0.1:${this.port}`,
+      "--www", path.join(ROOT, "www"),
+      "--sdk", path.join(ROOT, "pkg/dist"),
+      "--examples", path.join(ROOT, "examples"),
+    ];
+    const proc = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.env } });
+    this.proc = proc;
+    proc.stderr.on("data", (d) => (this.log += d));
+    return new Promise((resolve, reject) => {
+      let out = "";
+      const onData = (d) => {
+        out += d;
+        if (out.includes("listening on")) {
+          proc.stdout.off("data", onData);
+          resolve();
+        }
+      };
+      proc.stdout.on("data", onData);
+      proc.once("exit", (code) => reject(new Error(`broker exited (${code}) before listening:\n${this.log}`)));
+      proc.once("error", reject);
+    });
+  }
+
+  /** Stops the broker (SIGTERM, graceful) and waits for it to exit. */
+  stop() {
+    const proc = this.proc;
+    this.proc = null;
+    if (!proc || proc.exitCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      proc.once("exit", () => resolve());
+      proc.kill("SIGTERM");
+    });
+  }
+
+  /** Calls the broker's API directly, as a server (no Origin header). */
+  async api(method, pathname, { token, body } = {}) {
+    const headers = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const res = await fetch(this.url + pathname, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json() };
+  }
+
+  cleanup() {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
