@@ -89,8 +89,13 @@ pub fn run(args: &[String]) -> Result {
         let npm_example = root().join("examples/npm");
         tools::ensure_npm_deps(&npm_example, "the npm example's packages (Vite)")?;
         step(
-            "examples/npm: bundler build with Vite, and import under Node (no DOM)",
+            "examples/npm: TypeScript types, Vite build, import under Node (no DOM)",
             || {
+                exec(
+                    Command::new("npm")
+                        .args(["run", "--silent", "typecheck"])
+                        .current_dir(&npm_example),
+                )?;
                 exec(
                     Command::new("npm")
                         .args(["run", "--silent", "build"])

@@ -235,6 +235,23 @@ test("broker down: a plain-language error, and Try again works once it is back",
   await expect(w.code.locator(".sr")).toHaveText(body.code.split("").join(" "));
 });
 
+test("an error answer from the broker: a plain message, Try again, and an error event for the site", async ({ page, broker }) => {
+  await page.goto(broker.url + "/support.html");
+  await page.evaluate(async () => {
+    const w = await window.AgentAssist.init({ siteKey: "no-such-site" });
+    const seen = [];
+    w.on("error", (e) => seen.push(e));
+    window.__seen = seen;
+    w.open();
+  });
+  const dialog = page.getByRole("dialog");
+  await expect(dialog.getByRole("paragraph").filter({ hasText: "Something went wrong on our side." })).toBeVisible();
+  await expect(dialog.getByRole("button", { name: "Try again" })).toBeFocused();
+  const seen = await page.evaluate(() => window.__seen);
+  expect(seen).toHaveLength(1);
+  expect(seen[0].code).toBe("unknown_site");
+});
+
 test("French wording from the browser's language", async ({ browser, broker }) => {
   const context = await browser.newContext({ locale: "fr-FR" });
   const page = await context.newPage();
@@ -316,16 +333,23 @@ test("screenshots of every modal state: light, dark, 320 px", async ({ browser, 
   await shoot("modal-code-320px", narrow, showCode);
   await shoot("modal-code-320px-dark", { ...narrow, colorScheme: "dark" }, showCode);
   // Loading: the broker is paused (SIGSTOP) so the request stays in flight.
+  // The dialog keeps its exact size when the code replaces the placeholder.
+  let loadingBox;
   await shoot("modal-loading-light", desktop, async (page, w) => {
     broker.proc.kill("SIGSTOP");
     try {
       await w.link.click();
       await expect(page.locator("agent-assist-widget .skeleton")).toBeVisible();
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      loadingBox = await w.dialog.boundingBox();
       await page.screenshot({ path: path.join(SHOTS, "modal-loading-light.png"), animations: "disabled" });
     } finally {
       broker.proc.kill("SIGCONT");
     }
     await expect(w.code).toBeVisible();
+    const codeBox = await w.dialog.boundingBox();
+    expect(codeBox.height).toBe(loadingBox.height);
+    expect(codeBox.y).toBe(loadingBox.y);
     return "shot";
   });
   await shoot("modal-error-dark", dark, async (page, w) => {
