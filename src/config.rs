@@ -10,7 +10,8 @@ use wasm_bindgen::{JsCast, JsValue};
 const MAX_SITE_KEY: usize = 200;
 /// Most notices a modal shows; more would push the code out of view.
 const MAX_NOTICES: u32 = 10;
-const FIELDS: [&str; 6] = [
+const FIELDS: [&str; 7] = [
+    "onConsent",
     "siteKey",
     "broker",
     "locale",
@@ -20,7 +21,7 @@ const FIELDS: [&str; 6] = [
 ];
 /// [`FIELDS`] for messages, written out: splitting or joining at run time
 /// would link a substring searcher and its panic path into the wasm.
-const FIELD_LIST: &str = "siteKey, broker, locale, privacyUrl, theme, strings";
+const FIELD_LIST: &str = "onConsent, siteKey, broker, locale, privacyUrl, theme, strings";
 
 /// Light or dark appearance; `Auto` follows `prefers-color-scheme`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +40,9 @@ pub struct Config {
     pub strings: Strings,
     pub privacy_url: Option<String>,
     pub theme: Theme,
+    /// The site's own consent UI: called with `{ sessionId, agentName }`,
+    /// returns (a promise of) `true` to allow.
+    pub on_consent: Option<js_sys::Function>,
 }
 
 impl Config {
@@ -98,7 +102,19 @@ impl Config {
             Some(_) => return Err(bad("`theme` must be \"auto\", \"light\" or \"dark\"")),
         };
 
+        let on_consent = get(obj, "onConsent")?;
+        let on_consent = if on_consent.is_undefined() || on_consent.is_null() {
+            None
+        } else {
+            Some(
+                on_consent
+                    .dyn_into::<js_sys::Function>()
+                    .map_err(|_| bad("`onConsent` must be a function"))?,
+            )
+        };
+
         Ok(Config {
+            on_consent,
             site_key,
             broker,
             strings,
@@ -187,4 +203,12 @@ fn notices(value: &JsValue) -> Result<Vec<String>> {
                 .ok_or_else(|| bad("`strings.notices` must contain only strings"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_field_list_in_messages_names_every_accepted_field() {
+        assert_eq!(super::FIELD_LIST, super::FIELDS.join(", "));
+    }
 }

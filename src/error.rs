@@ -2,6 +2,7 @@
 //! boundary, with a stable `code` property a page can branch on.
 
 use agent_assist_protocol::ErrorCode;
+use agent_assist_web::http::FetchError;
 use wasm_bindgen::JsValue;
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -31,7 +32,7 @@ pub enum Error {
     #[error("this Agent Assist instance was destroyed")]
     Destroyed,
     /// `on`/`off` with an event name we never emit.
-    #[error("Agent Assist: unknown event `{0}` (known: code.created, code.expired, code.cancelled, error)")]
+    #[error("Agent Assist: unknown event `{0}` (known: code.created, code.expired, code.cancelled, session.updated, session.ended, error)")]
     UnknownEvent(String),
 }
 
@@ -74,11 +75,25 @@ fn api_code_name(code: ErrorCode) -> &'static str {
         ErrorCode::UnknownSite => "unknown_site",
         ErrorCode::UnknownSession => "unknown_session",
         ErrorCode::NotFound => "not_found",
+        ErrorCode::NoSuchCode => "no_such_code",
+        ErrorCode::RateLimited => "rate_limited",
         ErrorCode::MethodNotAllowed => "method_not_allowed",
         ErrorCode::InvalidState => "invalid_state",
         ErrorCode::NoFreeCodes => "no_free_codes",
         ErrorCode::Internal => "internal",
         ErrorCode::Unknown => "unknown",
+    }
+}
+
+impl From<FetchError> for Error {
+    fn from(err: FetchError) -> Self {
+        match err {
+            FetchError::Network => Error::Network,
+            FetchError::Timeout => Error::Timeout,
+            FetchError::Api { code, message, .. } => Error::Api { code, message },
+            FetchError::BadResponse => Error::BadResponse,
+            FetchError::Js(text) => Error::Js(text),
+        }
     }
 }
 

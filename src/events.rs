@@ -5,7 +5,14 @@ use js_sys::Function;
 use wasm_bindgen::JsValue;
 
 /// Every event the widget emits.
-pub const EVENTS: [&str; 4] = ["code.created", "code.expired", "code.cancelled", "error"];
+pub const EVENTS: [&str; 6] = [
+    "code.created",
+    "code.expired",
+    "code.cancelled",
+    "session.updated",
+    "session.ended",
+    "error",
+];
 
 #[derive(Default)]
 pub struct Emitter {

@@ -23,10 +23,20 @@ pub enum Text {
     ErrorNetwork,
     ErrorServer,
     Retry,
+    ConsentTitle,
+    ConsentText,
+    Allow,
+    Deny,
+    ConsentError,
+    Sharing,
+    End,
+    EndedByAgent,
+    EndedByYou,
+    Ended,
 }
 
 /// Config keys, in the order of [`Text`].
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; COUNT] = [
     "link",
     "title",
     "privacyIntro",
@@ -42,12 +52,24 @@ pub const KEYS: [&str; 15] = [
     "errorNetwork",
     "errorServer",
     "retry",
+    "consentTitle",
+    "consentText",
+    "allow",
+    "deny",
+    "consentError",
+    "sharing",
+    "end",
+    "endedByAgent",
+    "endedByYou",
+    "ended",
 ];
+
+const COUNT: usize = 25;
 
 /// The key of the list of notices shown above the code.
 pub const NOTICES_KEY: &str = "notices";
 
-const EN: [&str; 15] = [
+const EN: [&str; COUNT] = [
     "Agent Assist",
     "Share your screen with support",
     "To learn how we handle your data, read our",
@@ -63,6 +85,16 @@ const EN: [&str; 15] = [
     "We couldn't reach our support service. Check your connection and try again.",
     "Something went wrong on our side. Please try again in a moment.",
     "Try again",
+    "Allow {agent} to see this page?",
+    "{agent} from our support team is asking to see this website the way you see it. Passwords and other private details stay hidden, and {agent} can't click, type or change anything. You can stop at any time.",
+    "Allow",
+    "Deny",
+    "We couldn't send your answer. Please try again.",
+    "Sharing this page with {agent}",
+    "Stop sharing",
+    "{agent} ended the session.",
+    "You stopped sharing.",
+    "The session has ended.",
 ];
 
 const EN_NOTICES: [&str; 5] = [
@@ -73,7 +105,7 @@ const EN_NOTICES: [&str; 5] = [
     "Read the code below to your agent, then follow their instructions.",
 ];
 
-const FR: [&str; 15] = [
+const FR: [&str; COUNT] = [
     "Agent Assist",
     "Partager votre écran avec le support",
     "Pour savoir comment nous traitons vos données, consultez notre",
@@ -89,6 +121,16 @@ const FR: [&str; 15] = [
     "Impossible de joindre notre service d'assistance. Vérifiez votre connexion et réessayez.",
     "Un problème est survenu de notre côté. Réessayez dans un instant.",
     "Réessayer",
+    "Autoriser {agent} à voir cette page ?",
+    "{agent}, de notre équipe d'assistance, demande à voir ce site tel que vous le voyez. Les mots de passe et autres données privées restent masqués, et {agent} ne peut ni cliquer, ni saisir, ni modifier quoi que ce soit. Vous pouvez arrêter à tout moment.",
+    "Autoriser",
+    "Refuser",
+    "Impossible d'envoyer votre réponse. Veuillez réessayer.",
+    "Partage de cette page avec {agent}",
+    "Arrêter le partage",
+    "{agent} a mis fin à la session.",
+    "Vous avez arrêté le partage.",
+    "La session est terminée.",
 ];
 
 const FR_NOTICES: [&str; 5] = [
@@ -98,6 +140,32 @@ const FR_NOTICES: [&str; 5] = [
     "Les mots de passe et autres données sensibles restent masqués, et le conseiller ne peut ni cliquer, ni saisir, ni modifier quoi que ce soit.",
     "Lisez le code ci-dessous à votre conseiller, puis suivez ses instructions.",
 ];
+
+/// Replaces every `{agent}` in `template` with `agent`. Written with a
+/// char search because a `&str` pattern would link a substring searcher.
+pub fn fill(template: &str, agent: &str) -> String {
+    const MARK: &str = "{agent}";
+    let mut out = String::with_capacity(template.len() + agent.len());
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        // `get` rather than indexing: `{` is one byte, so these never fail,
+        // and no panic path is linked for them.
+        out.push_str(rest.get(..i).unwrap_or_default());
+        let from = rest.get(i..).unwrap_or_default();
+        match from.strip_prefix(MARK) {
+            Some(after) => {
+                out.push_str(agent);
+                rest = after;
+            }
+            None => {
+                out.push('{');
+                rest = from.get(1..).unwrap_or_default();
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
 
 /// The locales with built-in wording.
 pub const LOCALES: [&str; 2] = ["en", "fr"];
@@ -169,6 +237,18 @@ mod tests {
             assert_eq!(s.notices.len(), 5);
         }
         assert_ne!(Strings::for_locale("fr").get(Text::Cancel), "Cancel");
+    }
+
+    #[test]
+    fn fill_puts_the_agent_name_in_every_placeholder() {
+        assert_eq!(
+            fill("Allow {agent}? {agent} waits.", "Dana"),
+            "Allow Dana? Dana waits."
+        );
+        assert_eq!(fill("no placeholder", "Dana"), "no placeholder");
+        assert_eq!(fill("{brace} {agent}", "<b>"), "{brace} <b>");
+        assert_eq!(fill("{agent", "Dana"), "{agent");
+        assert_eq!(fill("é{agent}é", "Zoë"), "éZoëé");
     }
 
     #[test]

@@ -7,14 +7,15 @@
 //! # Layout
 //! - [`AgentAssist`] (this file): the JS API, the only `#[wasm_bindgen]`
 //!   surface. Errors become JS `Error`s with a `code` property here and only here.
-//! - `widget`: the controller — the code's life, the UI, the page's events.
+//! - `widget`: the controller — the code's life, the session after it
+//!   (consent, indicator, resume after reload), the UI, the page's events.
+//! - `stream`: the session's Server-Sent Events.
 //! - `ui`: components (host + shadow root, footer link, code modal), each
 //!   owning its nodes, listeners and timers and removing them on drop.
-//! - `client`: `fetch` calls to the broker with the `agent-assist-protocol` types.
+//! - `client`: the broker calls, on `agent-assist-web`'s shared `fetch` core.
 //! - `config`: the page's config, checked field by field.
 //! - [`i18n`]: built-in English and French wording and overrides.
 //! - [`code`]: pure formatting helpers (grouping, spoken form, countdown).
-//! - `js_de`: a message-free serde deserializer for the broker's answers.
 //! - `events`, `error`: the page-facing event emitter and the error type.
 //!
 //! Nothing runs at import time and nothing touches the network, storage or
@@ -26,7 +27,7 @@ mod config;
 mod error;
 mod events;
 pub mod i18n;
-mod js_de;
+mod stream;
 mod ui;
 mod widget;
 
@@ -60,9 +61,11 @@ impl AgentAssist {
         let page_url = window.location().href().map_err(Error::from)?;
         let language = window.navigator().language().unwrap_or_default();
         let config = config::Config::from_js(&config, &page_url, &language)?;
-        Ok(AgentAssist {
-            widget: widget::Widget::new(config)?,
-        })
+        let widget = widget::Widget::new(config)?;
+        // Picks up a session this tab was already following (a reload, or
+        // the visitor moved to another page); does nothing otherwise.
+        widget.resume();
+        Ok(AgentAssist { widget })
     }
 
     /// Adds the footer link to `target` (an element or a CSS selector), or by
@@ -114,7 +117,7 @@ impl AgentAssist {
     }
 
     /// Calls `listener(detail)` on `event`: `code.created`, `code.expired`,
-    /// `code.cancelled` or `error`.
+    /// `code.cancelled`, `session.updated`, `session.ended` or `error`.
     pub fn on(&self, event: &str, listener: js_sys::Function) -> Result<(), JsValue> {
         Ok(self.widget.on(event, listener)?)
     }

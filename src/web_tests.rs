@@ -355,3 +355,108 @@ fn config_errors_name_the_field() {
         );
     }
 }
+
+#[wasm_bindgen_test]
+fn the_consent_prompt_names_the_agent_as_text_and_esc_denies() {
+    use crate::ui::consent_prompt::ConsentPrompt;
+    let parent = container();
+    let host = Host::new(&doc(), crate::config::Theme::Auto, "en").unwrap();
+    host.mount(&parent).unwrap();
+    let answers = Rc::new(RefCell::new(Vec::new()));
+    let seen = answers.clone();
+    let hostile = "<img src=x onerror=alert(1)>";
+    let prompt = ConsentPrompt::new(
+        &doc(),
+        &host.root,
+        &Strings::for_locale("en"),
+        hostile,
+        Rc::new(move |allow| seen.borrow_mut().push(allow)),
+    );
+    let root = host.root.clone();
+    let dialog: web_sys::HtmlDialogElement = q(&root, "dialog.consent").unchecked_into();
+    assert!(dialog.open());
+    let title = root
+        .get_element_by_id(&dialog.get_attribute("aria-labelledby").unwrap())
+        .unwrap();
+    assert_eq!(text(&title), format!("Allow {hostile} to see this page?"));
+    assert!(
+        root.query_selector("img").unwrap().is_none(),
+        "the name is text, not markup"
+    );
+    assert!(dialog.get_attribute("aria-describedby").is_some());
+    assert_eq!(
+        root.active_element().as_ref(),
+        Some(&title),
+        "focus starts on the question"
+    );
+
+    q(&root, "button.allow")
+        .unchecked_ref::<web_sys::HtmlElement>()
+        .click();
+    q(&root, "button.deny")
+        .unchecked_ref::<web_sys::HtmlElement>()
+        .click();
+    let esc = web_sys::Event::new_with_event_init_dict("cancel", &{
+        let init = web_sys::EventInit::new();
+        init.set_cancelable(true);
+        init
+    })
+    .unwrap();
+    dialog.dispatch_event(&esc).unwrap();
+    assert!(
+        esc.default_prevented(),
+        "Esc does not just close the prompt"
+    );
+    assert_eq!(*answers.borrow(), [true, false, false]);
+
+    prompt.set_busy(true);
+    assert!(q(&root, "button.allow").has_attribute("disabled"));
+    prompt.show_error("We couldn't send your answer. Please try again.");
+    assert!(!q(&root, "button.allow").has_attribute("disabled"));
+    assert_eq!(
+        q(&root, "[role=alert]").text_content().unwrap(),
+        "We couldn't send your answer. Please try again."
+    );
+    drop(prompt);
+    assert!(root.query_selector("dialog.consent").unwrap().is_none());
+}
+
+#[wasm_bindgen_test]
+fn the_indicator_is_a_status_in_the_top_layer_with_stop_sharing() {
+    use crate::ui::indicator::Indicator;
+    let parent = container();
+    let host = Host::new(&doc(), crate::config::Theme::Auto, "fr").unwrap();
+    host.mount(&parent).unwrap();
+    let ended = Rc::new(RefCell::new(0));
+    let count = ended.clone();
+    let indicator = Indicator::new(
+        &doc(),
+        &host.root,
+        &Strings::for_locale("fr"),
+        "Dana",
+        Rc::new(move || *count.borrow_mut() += 1),
+    );
+    let root = host.root.clone();
+    let pill = q(&root, ".indicator");
+    assert_eq!(pill.get_attribute("role").as_deref(), Some("status"));
+    assert!(
+        pill.matches(":popover-open").unwrap(),
+        "shown in the top layer"
+    );
+    assert_eq!(
+        text(&q(&root, ".indicator-label")),
+        "Partage de cette page avec Dana"
+    );
+    let stop = q(&root, ".indicator button");
+    assert_eq!(text(&stop), "Arrêter le partage");
+    stop.unchecked_ref::<web_sys::HtmlElement>().click();
+    assert_eq!(*ended.borrow(), 1);
+    indicator.show_ended("Dana a mis fin à la session.");
+    assert!(root.query_selector(".indicator button").unwrap().is_none());
+    assert_eq!(
+        text(&q(&root, ".indicator-label")),
+        "Dana a mis fin à la session."
+    );
+    drop(indicator);
+    assert!(root.query_selector(".indicator").unwrap().is_none());
+}

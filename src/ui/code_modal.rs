@@ -6,9 +6,9 @@
 //! inert, and Esc raises `cancel`. Tab is additionally wrapped inside it so
 //! keyboard focus never reaches the browser chrome in the middle of the flow.
 
-use super::dom::{self, append, attr, el, text_el, Listener};
 use crate::code;
 use crate::i18n::{Strings, Text};
+use agent_assist_web::dom::{self, append, attr, el, text_el, Listener};
 use gloo_timers::callback::Interval;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
@@ -163,6 +163,15 @@ impl CodeModal {
             let _ = self.dialog.show_modal();
         }
         dom::focus(&self.close_button);
+    }
+
+    /// Re-shows the modal after the widget moved in the page: a moved
+    /// dialog leaves the top layer and stays open only as a plain element.
+    pub fn reopen(&self) {
+        if self.dialog.open() {
+            self.dialog.close();
+            let _ = self.dialog.show_modal();
+        }
     }
 
     pub fn close(&mut self) {

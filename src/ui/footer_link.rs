@@ -1,6 +1,6 @@
 //! The footer link that opens the share-screen modal.
 
-use super::dom::{self, Listener};
+use agent_assist_web::dom::{self, Listener};
 use web_sys::{Document, Element, ShadowRoot};
 
 pub struct FooterLink {

@@ -5,13 +5,17 @@
 //!   root and the widget's stylesheet; everything else lives inside it.
 //! - [`footer_link::FooterLink`]: the "Agent Assist" link.
 //! - [`code_modal::CodeModal`]: the share-screen modal with the code.
+//! - [`consent_prompt::ConsentPrompt`]: Allow / Deny when an agent asks in.
+//! - [`indicator::Indicator`]: "Sharing this page with …" and Stop sharing.
 
 pub mod code_modal;
-pub mod dom;
+pub mod consent_prompt;
 pub mod footer_link;
+pub mod indicator;
 
 use crate::config::Theme;
 use crate::error::Result;
+use agent_assist_web::dom;
 use web_sys::{CssStyleSheet, Document, Element, ShadowRoot, ShadowRootInit, ShadowRootMode};
 
 const CSS: &str = include_str!("style.css");

@@ -1,7 +1,8 @@
 // A real broker process (the binary `cargo xtask` built) with a temporary
 // SQLite file and a site config for its port. Used by the Playwright
 // fixtures and by the bench.
-import { spawn } from "node:child_process";
+import { spawn, execFile } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -22,12 +23,16 @@ export function freePort() {
   });
 }
 
+/** The `demo` site's secret in tests (40 characters), for signing agent JWTs. */
+export const TEST_SITE_SECRET = "e2e-test-secret-0123456789abcdefghijklmn";
+
 export function sitesToml(port) {
   const origins = `["http://127.0.0.1:${port}", "http://localhost:${port}"]`;
   return `[[site]]
 key = "demo"
 name = "Lumen Home"
 allowed_origins = ${origins}
+secret = "${TEST_SITE_SECRET}"
 
 [[site]]
 key = "short"
@@ -57,12 +62,20 @@ export class Broker {
     return broker;
   }
 
+  get configPath() {
+    return path.join(this.dir, "sites.toml");
+  }
+
+  get dbPath() {
+    return path.join(this.dir, "broker.sqlite3");
+  }
+
   /** Starts the broker process and resolves once it is listening. */
   spawn() {
     const args = [
       "serve",
-      "--config", path.join(this.dir, "sites.toml"),
-      "--db", path.join(this.dir, "broker.sqlite3"),
+      "--config", this.configPath,
+      "--db", this.dbPath,
       "--listen", `127.0.0.1:${this.port}`,
       "--www", path.join(ROOT, "www"),
       "--sdk", path.join(ROOT, "pkg/dist"),
@@ -110,7 +123,48 @@ export class Broker {
     return { status: res.status, body: await res.json() };
   }
 
+  /** Runs the broker binary's CLI (e.g. `agents …`) and resolves to its stdout. */
+  cli(args) {
+    return new Promise((resolve, reject) => {
+      execFile(BIN, args, { env: { ...process.env, ...this.env } }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`agent-assist-broker ${args.slice(0, 2).join(" ")} failed: ${err.message}\n${stderr}`));
+        else resolve(stdout);
+      });
+    });
+  }
+
+  /**
+   * Adds an agent with the broker's own CLI (`agents add`, same config and
+   * database as the running broker) and resolves to `{ id, token }`.
+   */
+  async addAgent(name, { site = "demo" } = {}) {
+    const out = await this.cli(["agents", "add", "--config", this.configPath, "--db", this.dbPath, "--site", site, "--name", name]);
+    const field = (key) => out.match(new RegExp(`^${key}=(\\S+)$`, "m"))?.[1];
+    const [id, token] = [field("agent_id"), field("token")];
+    if (!id || !token) throw new Error(`agents add printed no agent_id/token:\n${out}`);
+    return { id, token };
+  }
+
+  /** Revokes an agent's API token (`agents revoke`). */
+  async revokeAgent(id) {
+    await this.cli(["agents", "revoke", "--db", this.dbPath, id]);
+  }
+
   cleanup() {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+const b64url = (data) => Buffer.from(data).toString("base64url");
+
+/**
+ * An HS256 JWT for an agent, as a site's CRM would mint it: claims `sub`,
+ * `name`, `site` and `exp` (seconds since the epoch; default one hour ahead),
+ * signed with the site's secret.
+ */
+export function agentJwt({ sub = "crm-agent-7", name = "Robin", site = "demo", exp, secret = TEST_SITE_SECRET } = {}) {
+  const claims = { sub, name, site, exp: exp ?? Math.floor(Date.now() / 1000) + 3600 };
+  const unsigned = `${b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${b64url(JSON.stringify(claims))}`;
+  const signature = createHmac("sha256", secret).update(unsigned).digest("base64url");
+  return `${unsigned}.${signature}`;
 }

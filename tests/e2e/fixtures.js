@@ -37,3 +37,22 @@ export async function codeResponse(page, action) {
   ]);
   return { status: response.status(), body: await response.json() };
 }
+
+/** The agent console's locators (www/agent.html), by role and name. */
+export function agentConsole(page) {
+  const group = page.getByRole("group", { name: "Support code" });
+  return {
+    token: page.getByLabel("Agent token"),
+    signIn: page.getByRole("button", { name: "Sign in" }),
+    signOut: page.getByRole("button", { name: "Sign out" }),
+    alert: page.getByRole("alert"),
+    status: page.getByRole("status"),
+    group,
+    digits: group.getByRole("textbox"),
+    digit: (n) => group.getByRole("textbox", { name: `Digit ${n} of 6`, exact: true }),
+    connect: page.getByRole("button", { name: "Connect" }),
+    visitor: page.locator(".session .visitor-name"),
+    end: page.getByRole("button", { name: "End session" }),
+    newCode: page.getByRole("button", { name: "New code" }),
+  };
+}

@@ -1,6 +1,10 @@
 //! Builds the SDK's two deliverables from one wasm module:
 //! - `pkg/`: the npm package (ESM glue, wasm, `index.js` wrapper, types);
-//! - `pkg/dist/`: the script-tag bundle (`agent-assist.js` + its `.wasm`).
+//! - `pkg/dist/`: the script-tag bundle (`agent-assist.js` + its `.wasm`);
+//!
+//! and, from a separate wasm module so the visitor's bundle does not grow,
+//! the agent console: `pkg/dist/console/` (ES module glue + `.wasm`), which
+//! the broker serves at `/sdk/console/` for `www/agent.html`.
 
 use crate::tools::{esbuild, wasm_opt, WASM_TARGET};
 use crate::{cargo, exec, root, step, Result};
@@ -26,6 +30,12 @@ pub fn dist_dir() -> PathBuf {
 }
 
 pub fn run() -> Result {
+    sdk()?;
+    console()
+}
+
+/// The visitor's SDK: `pkg/` and `pkg/dist/`.
+fn sdk() -> Result {
     let wasm = step("building the SDK (Rust -> wasm, release)", || {
         exec(cargo().args([
             "build",
@@ -76,6 +86,35 @@ pub fn run() -> Result {
             minify(&bundle_path)
         },
     )
+}
+
+/// The agent console: `pkg/dist/console/agent_console.js` (wasm-bindgen's
+/// `--target web` glue, an ES module the page imports) and its `.wasm`.
+/// Runs after [`sdk`], which starts `pkg/` afresh.
+fn console() -> Result {
+    let wasm = step("building the agent console (Rust -> wasm, release)", || {
+        exec(cargo().args([
+            "build",
+            "--quiet",
+            "--release",
+            "--lib",
+            "-p",
+            "agent-assist-console",
+            "--target",
+            WASM_TARGET,
+        ]))?;
+        Ok(root()
+            .join("target")
+            .join(WASM_TARGET)
+            .join("release/agent_assist_console.wasm"))
+    })?;
+    step("generating pkg/dist/console/ (agent console)", || {
+        let out = dist_dir().join("console");
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+        bindgen(&wasm, &out, "web", "agent_console", false)?;
+        optimize(&out.join("agent_console_bg.wasm"))
+    })
 }
 
 fn bindgen(wasm: &Path, out: &Path, target: &str, name: &str, typescript: bool) -> Result {

@@ -23,6 +23,8 @@ pub fn run(args: &[String]) -> Result {
     std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
     let config = data.join("sites.toml");
     std::fs::write(&config, demo_sites(port)).map_err(|e| e.to_string())?;
+    let db = data.join("broker.sqlite3");
+    let agent_token = demo_agent(&config, &db)?;
 
     eprintln!("==> starting the broker (SQLite store: target/demo/broker.sqlite3)");
     let mut child = Command::new(root().join("target/release/agent-assist-broker"))
@@ -30,7 +32,7 @@ pub fn run(args: &[String]) -> Result {
         .arg("--config")
         .arg(&config)
         .arg("--db")
-        .arg(data.join("broker.sqlite3"))
+        .arg(&db)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--www")
         .arg(root().join("www"))
@@ -51,6 +53,8 @@ pub fn run(args: &[String]) -> Result {
             println!("    Demo shop (script tag, footer link):  {base}/");
             println!("    Standalone support-code page:         {base}/support.html");
             println!("    Custom UI on the bare API:            {base}/examples/custom-ui/");
+            println!("    Agent console:                        {base}/agent.html");
+            println!("      sign in with the demo agent's token:  {agent_token}");
             println!("    Site key: demo   Broker API: {base}/v1/");
             println!("  Press Ctrl-C to stop.");
             println!();
@@ -76,6 +80,56 @@ pub fn run(args: &[String]) -> Result {
     }
 }
 
+/// The demo agent's API token, made once with the broker's own CLI and kept
+/// next to the demo database (both live in `target/demo/`).
+fn demo_agent(config: &std::path::Path, db: &std::path::Path) -> Result<String> {
+    let token_file = db.with_file_name("demo-agent-token.txt");
+    if db.exists() {
+        if let Ok(token) = std::fs::read_to_string(&token_file) {
+            return Ok(token.trim().to_owned());
+        }
+    }
+    // A database without the token file (or the reverse) is from an older
+    // demo: start both afresh so the printed token works.
+    for stale in [
+        db.to_path_buf(),
+        db.with_extension("sqlite3-wal"),
+        db.with_extension("sqlite3-shm"),
+    ] {
+        let _ = std::fs::remove_file(stale);
+    }
+    let out = Command::new(root().join("target/release/agent-assist-broker"))
+        .args([
+            "agents",
+            "add",
+            "--site",
+            "demo",
+            "--name",
+            "Dana (demo agent)",
+        ])
+        .arg("--config")
+        .arg(config)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .map_err(|e| format!("could not run the broker's `agents add`: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token="))
+        .ok_or_else(|| {
+            format!(
+                "`agents add` printed no token: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?
+        .trim()
+        .to_owned();
+    std::fs::write(&token_file, &token).map_err(|e| e.to_string())?;
+    eprintln!("==> created the demo agent \"Dana (demo agent)\"");
+    Ok(token)
+}
+
 /// The demo's site config: the origins the demo pages are served from.
 pub fn demo_sites(port: u16) -> String {
     format!(
@@ -85,6 +139,9 @@ key = "demo"
 name = "Lumen Home (demo shop)"
 allowed_origins = ["http://127.0.0.1:{port}", "http://localhost:{port}"]
 code_lifetime_secs = 1200
+# Verifies agent JWTs minted by a CRM. A demo value: real sites keep theirs
+# out of the file with `secret_env = "VARIABLE"`.
+secret = "demo-only-secret-do-not-use-in-production-0001"
 "#
     )
 }

@@ -41,20 +41,25 @@ pub fn run(args: &[String]) -> Result {
                 ]))
             },
         )?;
-        step("clippy -D warnings (SDK for wasm32)", || {
-            exec(cargo().args([
-                "clippy",
-                "--quiet",
-                "-p",
-                "agent-assist",
-                "--all-targets",
-                "--target",
-                WASM_TARGET,
-                "--",
-                "-D",
-                "warnings",
-            ]))
-        })?;
+        step(
+            "clippy -D warnings (SDK and agent console for wasm32)",
+            || {
+                exec(cargo().args([
+                    "clippy",
+                    "--quiet",
+                    "-p",
+                    "agent-assist",
+                    "-p",
+                    "agent-assist-console",
+                    "--all-targets",
+                    "--target",
+                    WASM_TARGET,
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))
+            },
+        )?;
     }
     if want("native") {
         step(
@@ -64,7 +69,7 @@ pub fn run(args: &[String]) -> Result {
     }
     if want("wasm") {
         step(
-            "browser tests: wasm-bindgen-test in headless Chromium",
+            "browser tests: wasm-bindgen-test in headless Chromium (SDK, agent console)",
             || {
                 exec(
                     cargo()
@@ -72,6 +77,8 @@ pub fn run(args: &[String]) -> Result {
                             "test",
                             "-p",
                             "agent-assist",
+                            "-p",
+                            "agent-assist-console",
                             "--lib",
                             "--target",
                             WASM_TARGET,

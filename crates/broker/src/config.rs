@@ -22,6 +22,22 @@ pub const MAX_CODE_LIFETIME_SECS: u32 = 86_400;
 /// Longest site key accepted, in bytes.
 const MAX_SITE_KEY_LEN: usize = 64;
 
+/// How long an `authorizing` session waits for the visitor's answer when a
+/// site does not set `consent_timeout_secs`: two minutes.
+pub const DEFAULT_CONSENT_TIMEOUT_SECS: u32 = 120;
+
+/// The range a site's `consent_timeout_secs` must be in. Under ten seconds a
+/// visitor cannot read the prompt; over an hour the agent has long gone.
+pub const CONSENT_TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 10..=3600;
+
+/// Shortest site secret accepted, in characters. The secret keys HMAC-SHA256
+/// signatures, so it should carry at least as many bits as the hash.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Longest failure window a site may configure: one day, the span the broker
+/// keeps failed redemptions for.
+pub const MAX_LIMIT_WINDOW_SECS: u32 = 86_400;
+
 /// `agent-assist-broker`: the command line.
 #[derive(Debug, Parser)]
 #[command(name = "agent-assist-broker", version, about)]
@@ -35,6 +51,58 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API (and, optionally, the static pages and the SDK bundle).
     Serve(ServeArgs),
+    /// Manage the agents who may redeem codes with a broker-issued API token.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+}
+
+/// `agent-assist-broker agents …`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Add an agent to a site and print its API token (shown only this once).
+    Add(AgentsAddArgs),
+    /// List the agents (never their tokens).
+    List(AgentsListArgs),
+    /// Revoke an agent's API token; requests with it are refused from now on.
+    Revoke(AgentsRevokeArgs),
+}
+
+/// Options of `agent-assist-broker agents add`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentsAddArgs {
+    /// The site configuration file; the agent's site must be in it.
+    #[arg(long, env = "AGENT_ASSIST_CONFIG", default_value = "sites.toml")]
+    pub config: PathBuf,
+    /// The broker's SQLite database file; created if it does not exist.
+    #[arg(long, env = "AGENT_ASSIST_DB", default_value = "broker.sqlite3")]
+    pub db: PathBuf,
+    /// The key of the site the agent works for.
+    #[arg(long)]
+    pub site: String,
+    /// The agent's display name, shown to visitors ("Dana").
+    #[arg(long)]
+    pub name: String,
+}
+
+/// Options of `agent-assist-broker agents list`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentsListArgs {
+    /// The broker's SQLite database file.
+    #[arg(long, env = "AGENT_ASSIST_DB", default_value = "broker.sqlite3")]
+    pub db: PathBuf,
+    /// Only the agents of this site.
+    #[arg(long)]
+    pub site: Option<String>,
+}
+
+/// Options of `agent-assist-broker agents revoke`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentsRevokeArgs {
+    /// The broker's SQLite database file.
+    #[arg(long, env = "AGENT_ASSIST_DB", default_value = "broker.sqlite3")]
+    pub db: PathBuf,
+    /// The agent's id (`agt_…`), as `agents add` and `agents list` print it.
+    pub id: String,
 }
 
 /// Options of `agent-assist-broker serve`.
@@ -82,9 +150,85 @@ pub struct Site {
     pub allowed_origins: Vec<String>,
     /// How long an issued code stays redeemable, in seconds.
     pub code_lifetime_secs: u32,
+    /// Verifies agent JWTs (and, later, visitor identity tokens). Without
+    /// one, the site's agents can only use broker-issued API tokens.
+    pub secret: Option<SiteSecret>,
+    /// How long an `authorizing` session waits for the visitor's answer.
+    pub consent_timeout_secs: u32,
+    /// How many failed redemptions lock an agent or the whole site.
+    pub redeem_limits: RedeemLimits,
+}
+
+/// A site's shared secret. It prints as `SiteSecret(..)` so that no `{:?}`
+/// of a [`Site`] or [`Config`] can put it in a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SiteSecret(Vec<u8>);
+
+impl SiteSecret {
+    /// A secret from its text; the caller checks the length.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into().into_bytes())
+    }
+
+    /// The key bytes for HMAC.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SiteSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SiteSecret(..)")
+    }
+}
+
+/// How many failed redemptions (wrong, expired, used or another site's code)
+/// are allowed before redeeming is refused for a while. The defaults make
+/// guessing hopeless: one agent credential gets at most 20 guesses a day,
+/// a whole site at most 480, against a million codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedeemLimits {
+    /// Failures one agent may have within `agent_window_secs`…
+    pub agent_max: u32,
+    pub agent_window_secs: u32,
+    /// …and within any 24 hours.
+    pub agent_daily_max: u32,
+    /// Failures all of a site's agents together may have within `site_window_secs`.
+    pub site_max: u32,
+    pub site_window_secs: u32,
+}
+
+impl Default for RedeemLimits {
+    fn default() -> Self {
+        Self {
+            agent_max: 5,
+            agent_window_secs: 600,
+            agent_daily_max: 20,
+            site_max: 20,
+            site_window_secs: 3600,
+        }
+    }
 }
 
 impl Site {
+    /// A site with the given key, name and origins and every optional
+    /// setting at its default (for tests and embedders).
+    pub fn new(
+        key: impl Into<String>,
+        name: impl Into<String>,
+        allowed_origins: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            key: key.into(),
+            name: name.into(),
+            allowed_origins: allowed_origins.into_iter().map(Into::into).collect(),
+            code_lifetime_secs: DEFAULT_CODE_LIFETIME_SECS,
+            secret: None,
+            consent_timeout_secs: DEFAULT_CONSENT_TIMEOUT_SECS,
+            redeem_limits: RedeemLimits::default(),
+        }
+    }
+
     /// True when a browser page served from `origin` may act for this site.
     pub fn allows_origin(&self, origin: &str) -> bool {
         self.allowed_origins.iter().any(|o| o == origin)
@@ -120,6 +264,20 @@ struct RawSite {
     name: String,
     allowed_origins: Vec<String>,
     code_lifetime_secs: Option<i64>,
+    secret: Option<String>,
+    secret_env: Option<String>,
+    consent_timeout_secs: Option<i64>,
+    redeem_limits: Option<RawRedeemLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedeemLimits {
+    agent_max: Option<i64>,
+    agent_window_secs: Option<i64>,
+    agent_daily_max: Option<i64>,
+    site_max: Option<i64>,
+    site_window_secs: Option<i64>,
 }
 
 impl Config {
@@ -136,10 +294,20 @@ impl Config {
     }
 
     /// Parses and checks a configuration from TOML text. The error names the
-    /// offending field, e.g. `site[1].allowed_origins[0]: ...`.
+    /// offending field, e.g. `site[1].allowed_origins[0]: ...`. A
+    /// `secret_env` is read from this process's environment.
     pub fn from_toml(text: &str) -> Result<Self, String> {
+        Self::from_toml_with_env(text, |name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_toml`] with `env` answering for the environment, so
+    /// tests need not change the process's real one.
+    pub fn from_toml_with_env(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        Self::from_sites(raw.site.into_iter().map(RawSite::check).enumerate())
+        Self::from_sites(raw.site.into_iter().map(|s| s.check(&env)).enumerate())
     }
 
     /// Builds a configuration from sites made in code (tests, embedders),
@@ -191,25 +359,113 @@ impl Config {
     }
 }
 
+/// `value` if it is in `range`, `default` if it is absent; else an error
+/// naming `field`.
+fn in_range(
+    field: &str,
+    value: Option<i64>,
+    range: std::ops::RangeInclusive<u32>,
+    default: u32,
+) -> Result<u32, (String, String)> {
+    match value {
+        None => Ok(default),
+        Some(v) => u32::try_from(v)
+            .ok()
+            .filter(|v| range.contains(v))
+            .ok_or_else(|| {
+                (
+                    field.to_owned(),
+                    format!(
+                        "{v} is out of range; it must be {}..={}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            }),
+    }
+}
+
 impl RawSite {
-    fn check(self) -> Result<Site, (String, String)> {
-        let code_lifetime_secs = match self.code_lifetime_secs {
-            None => DEFAULT_CODE_LIFETIME_SECS,
-            Some(secs) => u32::try_from(secs)
-                .ok()
-                .filter(|s| (1..=MAX_CODE_LIFETIME_SECS).contains(s))
-                .ok_or_else(|| {
+    fn check(self, env: &impl Fn(&str) -> Option<String>) -> Result<Site, (String, String)> {
+        let code_lifetime_secs = in_range(
+            "code_lifetime_secs",
+            self.code_lifetime_secs,
+            1..=MAX_CODE_LIFETIME_SECS,
+            DEFAULT_CODE_LIFETIME_SECS,
+        )?;
+        let consent_timeout_secs = in_range(
+            "consent_timeout_secs",
+            self.consent_timeout_secs,
+            CONSENT_TIMEOUT_RANGE,
+            DEFAULT_CONSENT_TIMEOUT_SECS,
+        )?;
+        let secret = match (self.secret, self.secret_env) {
+            (Some(_), Some(_)) => {
+                return Err((
+                    "secret_env".into(),
+                    "set either secret or secret_env, not both".into(),
+                ))
+            }
+            (Some(secret), None) => Some(SiteSecret::new(secret)),
+            (None, Some(var)) => {
+                let secret = env(&var).ok_or_else(|| {
                     (
-                        "code_lifetime_secs".to_owned(),
-                        format!("{secs} is out of range; it must be 1..={MAX_CODE_LIFETIME_SECS}"),
+                        "secret_env".to_owned(),
+                        format!("the environment variable {var:?} is not set"),
                     )
-                })?,
+                })?;
+                if secret.chars().count() < MIN_SECRET_LEN {
+                    return Err((
+                        "secret_env".into(),
+                        format!(
+                            "the environment variable {var:?} holds fewer than \
+                             {MIN_SECRET_LEN} characters"
+                        ),
+                    ));
+                }
+                Some(SiteSecret::new(secret))
+            }
+            (None, None) => None,
+        };
+        let raw = self.redeem_limits.unwrap_or_default();
+        let d = RedeemLimits::default();
+        let count = 1..=u32::MAX;
+        let window = 1..=MAX_LIMIT_WINDOW_SECS;
+        let redeem_limits = RedeemLimits {
+            agent_max: in_range(
+                "redeem_limits.agent_max",
+                raw.agent_max,
+                count.clone(),
+                d.agent_max,
+            )?,
+            agent_window_secs: in_range(
+                "redeem_limits.agent_window_secs",
+                raw.agent_window_secs,
+                window.clone(),
+                d.agent_window_secs,
+            )?,
+            agent_daily_max: in_range(
+                "redeem_limits.agent_daily_max",
+                raw.agent_daily_max,
+                count.clone(),
+                d.agent_daily_max,
+            )?,
+            site_max: in_range("redeem_limits.site_max", raw.site_max, count, d.site_max)?,
+            site_window_secs: in_range(
+                "redeem_limits.site_window_secs",
+                raw.site_window_secs,
+                window,
+                d.site_window_secs,
+            )?,
         };
         Ok(Site {
             key: self.key,
             name: self.name,
             allowed_origins: self.allowed_origins,
             code_lifetime_secs,
+            secret,
+            consent_timeout_secs,
+            redeem_limits,
         })
     }
 }
@@ -245,6 +501,51 @@ impl Site {
                     self.code_lifetime_secs
                 ),
             ));
+        }
+        if !CONSENT_TIMEOUT_RANGE.contains(&self.consent_timeout_secs) {
+            return Err((
+                "consent_timeout_secs".into(),
+                format!(
+                    "{} is out of range; it must be {}..={}",
+                    self.consent_timeout_secs,
+                    CONSENT_TIMEOUT_RANGE.start(),
+                    CONSENT_TIMEOUT_RANGE.end()
+                ),
+            ));
+        }
+        if let Some(secret) = &self.secret {
+            // The length is checked here, not only where the file is read,
+            // so a site made in code gets the same rule. The message never
+            // quotes the secret.
+            if String::from_utf8_lossy(secret.as_bytes()).chars().count() < MIN_SECRET_LEN {
+                return Err((
+                    "secret".into(),
+                    format!("is shorter than {MIN_SECRET_LEN} characters"),
+                ));
+            }
+        }
+        let l = &self.redeem_limits;
+        for (field, value, max) in [
+            ("agent_max", l.agent_max, u32::MAX),
+            (
+                "agent_window_secs",
+                l.agent_window_secs,
+                MAX_LIMIT_WINDOW_SECS,
+            ),
+            ("agent_daily_max", l.agent_daily_max, u32::MAX),
+            ("site_max", l.site_max, u32::MAX),
+            (
+                "site_window_secs",
+                l.site_window_secs,
+                MAX_LIMIT_WINDOW_SECS,
+            ),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err((
+                    format!("redeem_limits.{field}"),
+                    format!("{value} is out of range; it must be 1..={max}"),
+                ));
+            }
         }
         for (j, origin) in self.allowed_origins.iter_mut().enumerate() {
             *origin = check_origin(origin)
@@ -440,6 +741,98 @@ mod tests {
         let site = config.site("d").unwrap();
         assert!(site.allows_origin("http://example.com:8443"));
         assert!(site.allows_origin("http://[::1]:8080"));
+    }
+
+    const BASE: &str = "[[site]]\nkey = \"d\"\nname = \"x\"\nallowed_origins = []\n";
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn agent_settings_default_when_absent() {
+        let config = Config::from_toml_with_env(BASE, no_env).unwrap();
+        let site = config.site("d").unwrap();
+        assert_eq!(site.secret, None);
+        assert_eq!(site.consent_timeout_secs, 120);
+        assert_eq!(
+            site.redeem_limits,
+            RedeemLimits {
+                agent_max: 5,
+                agent_window_secs: 600,
+                agent_daily_max: 20,
+                site_max: 20,
+                site_window_secs: 3600,
+            }
+        );
+    }
+
+    #[test]
+    fn agent_settings_are_read() {
+        let text = format!(
+            "{BASE}secret = \"{SECRET}\"\nconsent_timeout_secs = 10\n\
+             [site.redeem_limits]\nagent_max = 3\nsite_window_secs = 60\n"
+        );
+        let config = Config::from_toml_with_env(&text, no_env).unwrap();
+        let site = config.site("d").unwrap();
+        assert_eq!(site.secret.as_ref().unwrap().as_bytes(), SECRET.as_bytes());
+        assert_eq!(site.consent_timeout_secs, 10);
+        assert_eq!(site.redeem_limits.agent_max, 3);
+        assert_eq!(site.redeem_limits.site_window_secs, 60);
+        assert_eq!(site.redeem_limits.agent_daily_max, 20);
+        // The secret never shows in a debug print of the configuration.
+        assert!(!format!("{config:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn a_secret_can_come_from_the_environment() {
+        let text = format!("{BASE}secret_env = \"SITE_D_SECRET\"\n");
+        let env = |name: &str| (name == "SITE_D_SECRET").then(|| SECRET.to_owned());
+        let config = Config::from_toml_with_env(&text, env).unwrap();
+        assert_eq!(
+            config.site("d").unwrap().secret,
+            Some(SiteSecret::new(SECRET))
+        );
+        let e = Config::from_toml_with_env(&text, no_env).unwrap_err();
+        assert!(e.starts_with("site[0].secret_env"), "{e}");
+        assert!(e.contains("SITE_D_SECRET"), "{e}");
+        let short = |_: &str| Some("short".to_owned());
+        let e = Config::from_toml_with_env(&text, short).unwrap_err();
+        assert!(e.starts_with("site[0].secret_env"), "{e}");
+        assert!(!e.contains("short\""), "the value is not quoted: {e}");
+    }
+
+    #[test]
+    fn bad_agent_settings_are_named() {
+        for (extra, field) in [
+            ("secret = \"too short\"\n".to_owned(), "site[0].secret:"),
+            (
+                format!("secret = \"{SECRET}\"\nsecret_env = \"X\"\n"),
+                "site[0].secret_env",
+            ),
+            (
+                "consent_timeout_secs = 9\n".to_owned(),
+                "site[0].consent_timeout_secs",
+            ),
+            (
+                "consent_timeout_secs = 3601\n".to_owned(),
+                "site[0].consent_timeout_secs",
+            ),
+            (
+                "[site.redeem_limits]\nagent_max = 0\n".to_owned(),
+                "site[0].redeem_limits.agent_max",
+            ),
+            (
+                "[site.redeem_limits]\nsite_window_secs = 86401\n".to_owned(),
+                "site[0].redeem_limits.site_window_secs",
+            ),
+            ("[site.redeem_limits]\nburst = 1\n".to_owned(), "burst"),
+        ] {
+            let e = Config::from_toml_with_env(&format!("{BASE}{extra}"), no_env).unwrap_err();
+            assert!(e.contains(field), "{extra}: {e}");
+            assert!(!e.contains("too short"), "the secret is not quoted: {e}");
+        }
     }
 
     #[test]

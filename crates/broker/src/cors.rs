@@ -1,7 +1,8 @@
 //! Cross-origin access for the widget, per site.
 //!
 //! The widget runs on the site's pages and calls the broker with `fetch`, so
-//! the browser asks (preflight) before sending JSON or a bearer token. A
+//! the browser asks (preflight) before sending JSON or a bearer token. Its
+//! `EventSource` needs no preflight until it reconnects with `Last-Event-ID`. A
 //! preflight does not say which site it is for, so it is allowed for an
 //! origin that any site allows; the request itself is then checked against
 //! its own site by the route (see [`crate::extract::check_origin`]).
@@ -67,7 +68,12 @@ fn preflight(origin: Option<&HeaderValue>, allowed: bool) -> Response {
         StatusCode::NO_CONTENT,
         [
             (ACCESS_CONTROL_ALLOW_METHODS, "GET, POST"),
-            (ACCESS_CONTROL_ALLOW_HEADERS, "authorization, content-type"),
+            // `last-event-id`: an `EventSource` that reconnects to another
+            // origin sends it, and it is not a CORS-safelisted header.
+            (
+                ACCESS_CONTROL_ALLOW_HEADERS,
+                "authorization, content-type, last-event-id",
+            ),
             // Ten minutes: long enough to spare the widget a preflight per
             // poll, short enough that a changed configuration takes effect.
             (ACCESS_CONTROL_MAX_AGE, "600"),

@@ -7,7 +7,8 @@
 //! goes to the log, since it may describe the broker's insides.
 
 use agent_assist_protocol::{ApiError, ErrorCode};
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -22,6 +23,11 @@ pub enum AppError {
     /// The request was refused; `message` says why, for a human.
     #[error("{code:?}: {message}")]
     Refused { code: ErrorCode, message: String },
+    /// Too many attempts (`rate_limited`); a retry can succeed after
+    /// `retry_after` seconds, which the answer says in its body and in the
+    /// `Retry-After` header.
+    #[error("rate limited for {retry_after} s: {message}")]
+    Limited { retry_after: u32, message: String },
     /// The broker failed; the client is told nothing more.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -52,6 +58,38 @@ impl AppError {
         )
     }
 
+    /// 401 `invalid_token` for an agent credential; `why` says what was
+    /// wrong with it (expired, bad signature, revoked, …), never what it was.
+    pub fn invalid_agent_token(why: impl std::fmt::Display) -> Self {
+        Self::new(
+            ErrorCode::InvalidToken,
+            format!("agent credential refused: {why}"),
+        )
+    }
+
+    /// The one answer for a code that cannot be redeemed, whatever the
+    /// reason, so that a guesser learns nothing from it.
+    pub fn no_such_code() -> Self {
+        Self::new(
+            ErrorCode::NoSuchCode,
+            "no such code: it is wrong, expired, cancelled or already used",
+        )
+    }
+
+    /// 429 `rate_limited` for `retry_after` seconds.
+    pub fn rate_limited(retry_after: u32) -> Self {
+        Self::Limited {
+            retry_after,
+            message: format!(
+                "too many wrong codes; redeeming is locked for {retry_after} more seconds"
+            ),
+        }
+    }
+
+    /// 409 `invalid_state` with `message`.
+    pub fn invalid_state(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidState, message)
+    }
     pub fn origin_not_allowed(origin: &str) -> Self {
         Self::new(
             ErrorCode::OriginNotAllowed,
@@ -74,6 +112,7 @@ impl AppError {
     pub fn code(&self) -> ErrorCode {
         match self {
             AppError::Refused { code, .. } => *code,
+            AppError::Limited { .. } => ErrorCode::RateLimited,
             AppError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -88,11 +127,15 @@ impl From<StoreError> for AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let code = self.code();
-        let message = match self {
-            AppError::Refused { message, .. } => message,
+        let (message, retry_after) = match self {
+            AppError::Refused { message, .. } => (message, None),
+            AppError::Limited {
+                message,
+                retry_after,
+            } => (message, Some(retry_after)),
             AppError::Internal(cause) => {
                 tracing::error!(error = %cause, source = ?cause.source(), "request failed");
-                "internal error".to_owned()
+                ("internal error".to_owned(), None)
             }
         };
         let status =
@@ -102,9 +145,15 @@ impl IntoResponse for AppError {
             Json(ApiError {
                 error: code,
                 message,
+                retry_after,
             }),
         )
             .into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
         if code == ErrorCode::OriginNotAllowed {
             response.extensions_mut().insert(OriginRefused);
         }

@@ -1,11 +1,12 @@
-//! What the routes take from a request: a JSON body, the device's bearer
-//! token, the browser's `Origin`, all refused with an [`AppError`] so that
-//! even a malformed request gets a JSON answer with a stable error code.
+//! What the routes take from a request: a JSON body, a bearer credential,
+//! the browser's `Origin`, all refused with an [`AppError`] so that even a
+//! malformed request gets a JSON answer with a stable error code. (Agent
+//! credentials are checked in [`crate::auth`].)
 
 use agent_assist_protocol::ErrorCode;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::header::{AUTHORIZATION, ORIGIN};
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::de::DeserializeOwned;
@@ -72,22 +73,21 @@ impl From<JsonRejection> for AppError {
     }
 }
 
+/// The credential from `Authorization: Bearer <credential>`, whatever its
+/// kind; `None` when the header is missing or not a bearer credential.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// The device token from `Authorization: Bearer <token>`; 401 `invalid_token`
 /// when it is missing or cannot be a token.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str> {
-    let value = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(AppError::invalid_token)?;
-    let (scheme, token) = value
-        .trim()
-        .split_once(' ')
-        .ok_or_else(AppError::invalid_token)?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || !is_device_token(token) {
-        return Err(AppError::invalid_token());
-    }
-    Ok(token)
+    bearer(headers)
+        .filter(|t| is_device_token(t))
+        .ok_or_else(AppError::invalid_token)
 }
 
 /// Refuses (403 `origin_not_allowed`) a browser request whose `Origin` is not
@@ -105,6 +105,27 @@ pub fn check_origin(headers: &HeaderMap, site: Option<&Site>) -> Result<()> {
         Ok(origin) => Err(AppError::origin_not_allowed(origin)),
         Err(_) => Err(AppError::origin_not_allowed("(not ASCII)")),
     }
+}
+
+/// [`check_origin`] for requests with an agent credential, which may also
+/// come from the broker's own pages (the agent console it serves): a page
+/// whose `Origin` is the host the request was sent to passes too. Browsers
+/// send `Origin` even on same-origin `POST`s, and the broker does not know
+/// its public address, so it compares with `Host`.
+pub fn check_agent_origin(headers: &HeaderMap, site: Option<&Site>) -> Result<()> {
+    let same_host = match (headers.get(ORIGIN), headers.get(HOST)) {
+        (Some(origin), Some(host)) => match (origin.to_str(), host.to_str()) {
+            (Ok(origin), Ok(host)) => origin
+                .split_once("://")
+                .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host)),
+            _ => false,
+        },
+        _ => false,
+    };
+    if same_host {
+        return Ok(());
+    }
+    check_origin(headers, site)
 }
 
 #[cfg(test)]
@@ -143,5 +164,28 @@ mod tests {
             bearer_token(&HeaderMap::new()).unwrap_err().code(),
             ErrorCode::InvalidToken
         );
+    }
+
+    #[test]
+    fn agent_requests_from_the_brokers_own_pages_pass() {
+        let site = Site::new("demo", "Demo", ["https://shop.example"]);
+        let headers = |origin: &str, host: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(ORIGIN, HeaderValue::from_str(origin).unwrap());
+            h.insert(HOST, HeaderValue::from_str(host).unwrap());
+            h
+        };
+        assert!(
+            check_agent_origin(&headers("https://shop.example", "b.example"), Some(&site)).is_ok()
+        );
+        assert!(check_agent_origin(
+            &headers("http://b.example:8080", "b.example:8080"),
+            Some(&site)
+        )
+        .is_ok());
+        let e = check_agent_origin(&headers("https://evil.example", "b.example"), Some(&site))
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::OriginNotAllowed);
+        assert!(check_origin(&headers("http://b.example", "b.example"), Some(&site)).is_err());
     }
 }

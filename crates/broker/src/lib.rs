@@ -1,128 +1,77 @@
-//! The Agent Assist broker: issues support codes to visitors' widgets and
-//! tracks the support sessions they start.
+//! The Agent Assist broker: issues support codes to visitors' widgets, lets
+//! the site's agents redeem them, asks the visitor's consent, and streams
+//! each session's state to both sides.
 //!
 //! # Layout
 //!
-//! - [`config`]: the command line and the site file (`[[site]]` with key,
-//!   name, allowed origins, code lifetime), checked completely at start-up.
+//! - [`config`]: the command line (`serve`, `agents add|list|revoke`) and the
+//!   site file (`[[site]]` with key, name, allowed origins, code lifetime,
+//!   secret, consent timeout, redeem limits), checked completely at start-up.
 //! - [`routes`]: the HTTP API, one file per resource (`codes`, `sessions`,
-//!   `health`), each with its own `router()`.
-//! - [`extract`]: the JSON body, bearer token and `Origin` checks the routes
+//!   `events`, `agent`, `health`), each with its own `router()`.
+//! - [`state`]: [`AppState`], and the operations that keep store, hub and
+//!   timers in step (a change is committed, then announced).
+//! - [`lifecycle`]: the session state machine, one pure function that every
+//!   state change is checked against.
+//! - [`store`]: the [`store::Store`] trait and its backends
+//!   ([`store::sqlite`] now, Redis later): sessions, event logs, tickets,
+//!   agents, failed redemptions.
+//! - [`hub`]: announces committed events to open event streams
+//!   ([`hub::LocalHub`] in process; Redis pub/sub later).
+//! - [`timers`]: the per-session consent timer and the periodic sweep.
+//! - [`auth`]: who is calling — agents by API token or JWT, devices by token.
+//! - [`jwt`]: hand-written HS256 verification of agent JWTs.
+//! - [`limits`]: the failed-redemption limits that make guessing hopeless.
+//! - [`admin`]: the `agents` subcommands of the binary.
+//! - [`extract`]: the JSON body, bearer and `Origin` checks the routes
 //!   share, all failing with [`error::AppError`].
 //! - [`cors`]: per-site cross-origin access for the widget.
 //! - [`error`]: [`error::AppError`], the one error type of the HTTP layer,
 //!   answered as an `agent_assist_protocol::ApiError` JSON body.
-//! - [`store`]: the [`store::Store`] trait and its backends
-//!   ([`store::sqlite`] now, Redis later).
-//! - [`secrets`]: codes, session ids, device tokens and their hashes.
-//! - [`clock`]: wall-clock time, replaceable in tests.
+//! - [`secrets`]: codes, ids, tokens, tickets and their hashes.
+//! - [`clock`]: wall-clock time and sleeping, replaceable in tests.
 //! - [`telemetry`]: logging to stderr.
 //!
 //! [`app`] builds the router for an [`AppState`]; [`run`] serves it on a
 //! listener until a shutdown future completes. The binary (`main.rs`) only
-//! parses the command line, sets up logging and calls [`run`].
+//! parses the command line, sets up logging and calls [`run`] (or
+//! [`admin::agents`]).
 
+pub mod admin;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod hub;
+pub mod jwt;
+pub mod lifecycle;
+pub mod limits;
 pub mod routes;
 pub mod secrets;
+pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod timers;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::Path;
 
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::HandlerWithoutStateExt;
-use axum::http::Method;
+use axum::http::{Method, Request};
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tower_http::services::ServeDir;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::clock::Clock;
-use crate::config::Config;
 use crate::error::AppError;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError};
 
-/// How often expired codes are ended in the background. Expiry is also
-/// applied whenever a session is read, so this only bounds how long a dead
-/// row keeps its code hash; it does not decide when a code stops working.
-pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
-
-/// What every request handler can reach. Cloning is cheap (a few `Arc`s).
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    /// Static pages served at `/`, if any.
-    pub www_dir: Option<PathBuf>,
-    /// The script-tag bundle served at `/sdk/`, if any.
-    pub sdk_dir: Option<PathBuf>,
-    /// Integration examples served at `/examples/`, if any (the demo's).
-    pub examples_dir: Option<PathBuf>,
-}
-
-impl AppState {
-    /// State over any store.
-    pub fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            config: Arc::new(config),
-            store,
-            clock,
-            www_dir: None,
-            sdk_dir: None,
-            examples_dir: None,
-        }
-    }
-
-    /// State over the SQLite file at `db_path`, created if it does not exist.
-    pub fn open(config: Config, db_path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let store = SqliteStore::open(db_path)?;
-        Ok(Self::new(config, Arc::new(store), clock))
-    }
-
-    /// Also serve the static pages in `dir` at `/`.
-    #[must_use]
-    pub fn with_www(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.www_dir = Some(dir.into());
-        self
-    }
-
-    /// Also serve the script-tag bundle in `dir` at `/sdk/`.
-    #[must_use]
-    pub fn with_sdk(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.sdk_dir = Some(dir.into());
-        self
-    }
-
-    /// Also serve the integration examples in `dir` at `/examples/`.
-    #[must_use]
-    pub fn with_examples(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.examples_dir = Some(dir.into());
-        self
-    }
-
-    /// The id of the session holding `code` for `site_key`, if the code is
-    /// live now (by this state's clock).
-    pub async fn find_live_code(
-        &self,
-        site_key: &str,
-        code: &str,
-    ) -> Result<Option<String>, StoreError> {
-        self.store
-            .find_live_code(site_key, code, self.clock.now_ms())
-            .await
-    }
-}
+pub use crate::state::AppState;
+pub use crate::timers::SWEEP_INTERVAL;
 
 /// The whole HTTP application for `state`.
 pub fn app(state: AppState) -> Router {
@@ -142,10 +91,17 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .with_state(state)
+}
+
+/// The span every request's log lines are in: method and path only. Never
+/// the query (stream tickets travel there) and never headers (bearer
+/// credentials do), so a log can be shared without leaking access.
+fn request_span(req: &Request<Body>) -> tracing::Span {
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
 }
 
 /// Files from `dir`, `/` meaning `index.html`; misses are answered in JSON
@@ -167,36 +123,29 @@ fn static_files(dir: &Path) -> Router {
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish. Also runs the periodic expiry sweep.
+/// requests in flight finish. Open event streams end as soon as `shutdown`
+/// completes (they would otherwise keep the graceful shutdown waiting), and
+/// so do the consent timers. Also runs the periodic sweep.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let sweeper = tokio::spawn(sweep_expired_codes(state.clone()));
+    let sweeper = tokio::spawn(timers::sweep_periodically(state.clone()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, sites = state.config.sites().count(), "broker started");
     }
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+    let closing = state.clone();
+    let served = axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.close();
+        })
         .await;
+    state.close();
     sweeper.abort();
     tracing::info!("broker stopped");
     served
-}
-
-/// Ends expired pending sessions every [`SWEEP_INTERVAL`].
-async fn sweep_expired_codes(state: AppState) {
-    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match state.store.sweep_expired(state.clock.now_ms()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "expired codes swept"),
-            Err(e) => tracing::error!(error = %e, "sweeping expired codes failed"),
-        }
-    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM, whichever comes first.

@@ -1,12 +1,13 @@
 //! The `agent-assist-broker` binary: reads the command line and the site
-//! file, sets up logging, and hands over to [`agent_assist_broker::run`].
+//! file, sets up logging, and hands over to [`agent_assist_broker::run`]
+//! (or, for `agents …`, to [`agent_assist_broker::admin::agents`]).
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use agent_assist_broker::config::{Cli, Command, Config, ServeArgs};
-use agent_assist_broker::{clock::SystemClock, run, shutdown_signal, telemetry, AppState};
+use agent_assist_broker::{admin, clock::SystemClock, run, shutdown_signal, telemetry, AppState};
 use clap::Parser;
 
 #[tokio::main]
@@ -15,6 +16,16 @@ async fn main() -> ExitCode {
     telemetry::init();
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Agents(command) => match admin::agents(command).await {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("agent-assist-broker: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
     }
 }
 

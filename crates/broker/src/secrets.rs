@@ -1,10 +1,12 @@
-//! Support codes, session ids, device tokens, and how they are hashed.
+//! Support codes, session ids, device tokens, agent ids and API tokens,
+//! stream tickets, and how they are hashed.
 //!
 //! Everything random here comes from the operating system's CSPRNG
 //! (`getrandom`). Codes and tokens are never stored in clear: a code is kept
 //! as an HMAC under a per-broker secret (a 6-digit space is small enough that
-//! a plain hash could be reversed by trying all million codes), a device
-//! token as a SHA-256 (it has 256 random bits, so a plain hash suffices).
+//! a plain hash could be reversed by trying all million codes); device
+//! tokens, agent API tokens and stream tickets as a SHA-256 (they have 128
+//! or 256 random bits, so a plain hash cannot be reversed by trying).
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -86,7 +88,54 @@ pub fn is_device_token(token: &str) -> bool {
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// What the store keeps of a device token.
+/// Prefix of an agent API token, so a leaked one is recognisable (and
+/// scannable) as ours, and the broker can tell it from a JWT at a glance.
+pub const API_TOKEN_PREFIX: &str = "aat_";
+
+/// Prefix of an agent id issued by the CLI.
+pub const AGENT_ID_PREFIX: &str = "agt_";
+
+/// A fresh agent id: `agt_` and 64 random bits as 16 lowercase hex digits.
+/// Not a secret; only unique.
+pub fn new_agent_id() -> String {
+    let mut b = [0u8; 8];
+    fill_random(&mut b);
+    format!("{AGENT_ID_PREFIX}{}", hex::encode(b))
+}
+
+/// A fresh agent API token: `aat_` and 256 random bits as 64 lowercase hex digits.
+pub fn new_api_token() -> String {
+    format!("{API_TOKEN_PREFIX}{}", new_device_token())
+}
+
+/// True when `token` has the shape of an agent API token.
+pub fn is_api_token(token: &str) -> bool {
+    token
+        .strip_prefix(API_TOKEN_PREFIX)
+        .is_some_and(is_device_token)
+}
+
+/// How long a stream ticket can be used to (re)connect, in seconds. Long
+/// enough for an `EventSource` to ride out a network blip, short enough that
+/// a ticket copied out of a URL is soon worthless.
+pub const STREAM_TICKET_TTL_SECS: u32 = 300;
+
+/// A fresh stream ticket: 128 random bits as 32 lowercase hex digits. It
+/// travels in a URL (`EventSource` cannot send headers), so it is short-lived
+/// and reads one session's events only.
+pub fn new_stream_ticket() -> String {
+    let mut b = [0u8; 16];
+    fill_random(&mut b);
+    hex::encode(b)
+}
+
+/// True when `ticket` has the shape of a stream ticket.
+pub fn is_stream_ticket(ticket: &str) -> bool {
+    is_session_id(ticket)
+}
+
+/// What the store keeps of a device token, an agent API token or a stream
+/// ticket.
 pub fn hash_token(token: &str) -> Digest32 {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -196,6 +245,20 @@ mod tests {
         let (t, u) = (new_device_token(), new_device_token());
         assert!(is_device_token(&t) && is_device_token(&u) && t != u);
         assert!(!is_session_id(&a.to_uppercase()));
+    }
+
+    #[test]
+    fn agent_ids_api_tokens_and_tickets_have_their_shape() {
+        let id = new_agent_id();
+        assert!(id.starts_with("agt_") && id.len() == 20, "{id}");
+        assert!(id[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+        let token = new_api_token();
+        assert!(is_api_token(&token) && token.len() == 68, "{token}");
+        assert!(!is_api_token(&token[4..]));
+        assert!(!is_api_token(&format!("aat_{}", &token[5..])));
+        assert_ne!(new_api_token(), token);
+        let ticket = new_stream_ticket();
+        assert!(is_stream_ticket(&ticket) && ticket != new_stream_ticket());
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Logging: structured lines on stderr, filtered by `RUST_LOG` (default `info`).
 //!
 //! Stdout is kept for the one "listening on" line that scripts and tests
-//! read. Log fields name sessions and sites, never codes or device tokens:
-//! a log that leaked them would let anyone who reads it redeem a code.
+//! read. Log fields name sessions, sites and agents, never codes, device
+//! tokens, agent API tokens, JWTs or stream tickets: a log that leaked them
+//! would let anyone who reads it redeem a code or join a session. Requests
+//! are logged by method and path only (see `request_span` in `lib.rs`),
+//! since stream tickets travel in the query and credentials in headers.
 
 use std::io::IsTerminal;
 

@@ -55,6 +55,8 @@ async fn a_code_is_created_followed_and_cancelled() {
             state: SessionState::Pending,
             end_reason: None,
             expires_at: created.expires_at,
+            agent: None,
+            consent_expires_at: None,
         }
     );
 
@@ -188,7 +190,10 @@ async fn expired_codes_are_swept_without_being_read() {
     let short = broker.create("short").await;
     broker.clock.advance(Duration::from_secs(61));
     let now = broker.clock.now_ms();
-    assert_eq!(broker.state.store.sweep_expired(now).await.unwrap(), 1);
+    assert_eq!(
+        broker.state.store.sweep_expired(now).await.unwrap().len(),
+        1
+    );
     assert_eq!(
         broker
             .state
@@ -579,16 +584,11 @@ async fn a_disallowed_origin_cannot_create_a_code() {
 #[tokio::test]
 async fn an_active_session_cannot_be_cancelled() {
     let broker = Broker::start().await;
-    let created = broker.create("demo").await;
-    // No route makes a session active yet (that is the agent's redeem and the
-    // visitor's consent), so the test puts it there directly.
-    let conn = rusqlite::Connection::open(&broker.db).unwrap();
-    conn.execute(
-        "UPDATE sessions SET state = 'active', code_hash = NULL WHERE id = ?1",
-        [&created.session_id],
-    )
-    .unwrap();
-    drop(conn);
+    let (created, _, _) = broker.authorizing("demo").await;
+    let res = broker
+        .post_consent(&created.session_id, &created.device_token, true)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
 
     let res = broker
         .post_cancel(&created.session_id, &created.device_token)
@@ -609,6 +609,8 @@ async fn preflight_from_an_allowed_origin_gets_the_cors_headers() {
     for path in [
         "/v1/codes",
         "/v1/sessions/0123456789abcdef0123456789abcdef/cancel",
+        "/v1/sessions/0123456789abcdef0123456789abcdef/events",
+        "/v1/agent/redeem",
     ] {
         let res = broker
             .client
@@ -628,7 +630,7 @@ async fn preflight_from_an_allowed_origin_gets_the_cors_headers() {
         assert_eq!(h[ACCESS_CONTROL_ALLOW_METHODS], "GET, POST");
         assert_eq!(
             h[ACCESS_CONTROL_ALLOW_HEADERS],
-            "authorization, content-type"
+            "authorization, content-type, last-event-id"
         );
         assert_eq!(h[ACCESS_CONTROL_MAX_AGE], "600");
         assert_eq!(h[VARY], "Origin");

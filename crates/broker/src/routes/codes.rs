@@ -10,7 +10,10 @@ use axum::{Json, Router};
 
 use crate::error::{AppError, Result};
 use crate::extract::{check_origin, ApiJson};
-use crate::secrets::{hash_token, new_device_token, new_session_id, random_code};
+use crate::secrets::{
+    hash_token, new_device_token, new_session_id, new_stream_ticket, random_code,
+    STREAM_TICKET_TTL_SECS,
+};
 use crate::store::{CreateOutcome, NewSession};
 use crate::AppState;
 
@@ -43,6 +46,11 @@ async fn create(
     let session_id = new_session_id();
     let device_token = new_device_token();
     let token_hash = hash_token(&device_token);
+    // The widget follows the session from the moment the code is shown, so
+    // the first stream ticket comes with the code (one round trip fewer).
+    let stream_ticket = new_stream_ticket();
+    let ticket_hash = hash_token(&stream_ticket);
+    let ticket_expires_at = now + u64::from(STREAM_TICKET_TTL_SECS) * 1000;
 
     for _ in 0..MAX_CODE_ATTEMPTS {
         let code = random_code();
@@ -55,9 +63,12 @@ async fn create(
             visitor_email: email.clone(),
             created_at: now,
             expires_at,
+            ticket_hash,
+            ticket_expires_at,
         };
         match state.store.create_session(new).await? {
-            CreateOutcome::Created => {
+            CreateOutcome::Created { events } => {
+                state.publish(&events);
                 tracing::info!(session_id = %session_id, site = %site.key, "code issued");
                 let response = CreateCodeResponse {
                     code,
@@ -65,6 +76,7 @@ async fn create(
                     expires_at,
                     expires_in: site.code_lifetime_secs,
                     device_token,
+                    stream_ticket,
                 };
                 return Ok((StatusCode::CREATED, Json(response)));
             }

@@ -1,6 +1,14 @@
 //! The HTTP API, one file per resource, each with its own `router()`.
+//!
+//! - [`codes`]: `POST /v1/codes` (visitor).
+//! - [`sessions`]: `GET /v1/sessions/{id}`, `POST …/cancel|consent|end`.
+//! - [`events`]: `POST /v1/sessions/{id}/ticket`, `GET …/events` (SSE).
+//! - [`agent`]: `GET /v1/agent/me`, `POST /v1/agent/redeem` (agent).
+//! - [`health`]: `GET /healthz`.
 
+pub mod agent;
 pub mod codes;
+pub mod events;
 pub mod health;
 pub mod sessions;
 
@@ -16,6 +24,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(codes::router())
         .merge(sessions::router())
+        .merge(events::router())
+        .merge(agent::router())
         .merge(health::router())
         .route("/v1/{*rest}", any(error::not_found))
 }

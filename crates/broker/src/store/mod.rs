@@ -1,12 +1,20 @@
-//! Where sessions and their codes live.
+//! Where sessions, their codes and events, stream tickets, agents and failed
+//! redemptions live.
 //!
-//! [`Store`] is the one interface the routes use. [`sqlite::SqliteStore`] is
-//! the embedded default; a Redis backend for several broker replicas will
-//! implement the same trait, so nothing here may assume SQL.
+//! [`Store`] is the one interface the rest of the broker uses.
+//! [`sqlite::SqliteStore`] is the embedded default; a Redis backend for
+//! several broker replicas will implement the same trait, so nothing here
+//! may assume SQL.
 //!
-//! Every method that depends on expiry takes `now_ms` from the caller rather
+//! Every method that depends on time takes `now_ms` from the caller rather
 //! than reading a clock itself: the application owns the clock (see
 //! [`crate::clock`]), and tests move it.
+//!
+//! A session's state changes only through [`Store::apply`] (and the timeouts
+//! that every method applies when they are due), each checked against
+//! [`crate::lifecycle::next`] and written as a compare-and-set on the state
+//! together with the session's next [`SessionEvent`]. The methods return the
+//! events they committed; the caller publishes them (see [`crate::hub`]).
 //!
 //! Codes are handed to the store in clear and it keeps only their keyed hash
 //! (see [`crate::secrets::CodeHasher`]); the key is kept by the store too, so
@@ -14,9 +22,12 @@
 
 pub mod sqlite;
 
-use agent_assist_protocol::{EndReason, SessionState, SessionStatus};
+use agent_assist_protocol::{AgentInfo, EndReason, SessionState, SessionStatus};
 use async_trait::async_trait;
 
+use crate::config::RedeemLimits;
+use crate::lifecycle::{Event, IllegalTransition};
+use crate::limits::Lock;
 use crate::secrets::Digest32;
 
 /// A session as the store keeps it.
@@ -38,21 +49,43 @@ pub struct Session {
     pub created_at: u64,
     /// When the code stops being redeemable, milliseconds since the Unix epoch.
     pub expires_at: u64,
+    /// The agent who redeemed the code, from `authorizing` on.
+    pub agent: Option<AgentInfo>,
+    /// When the consent prompt times out; set on redemption.
+    pub consent_expires_at: Option<u64>,
 }
 
 impl Session {
-    /// The session as the device sees it.
+    /// The session as both sides see it.
     pub fn status(&self) -> SessionStatus {
         SessionStatus {
             session_id: self.id.clone(),
             state: self.state,
             end_reason: self.end_reason,
             expires_at: self.expires_at,
+            agent: self.agent.clone(),
+            // The deadline means something only while the prompt is up.
+            consent_expires_at: self
+                .consent_expires_at
+                .filter(|_| self.state == SessionState::Authorizing),
         }
     }
 }
 
-/// A session to record, with the code it will hold.
+/// One entry of a session's event log: its status right after a change.
+/// `seq` counts from 1 (the `pending` state at creation) with no gaps, and
+/// is the SSE event id, so a client that reconnects says where it stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEvent {
+    pub session_id: String,
+    pub seq: u64,
+    pub status: SessionStatus,
+    /// Milliseconds since the Unix epoch.
+    pub at: u64,
+}
+
+/// A session to record, with the code it will hold and its first stream
+/// ticket.
 #[derive(Clone)]
 pub struct NewSession {
     pub id: String,
@@ -64,6 +97,9 @@ pub struct NewSession {
     pub visitor_email: Option<String>,
     pub created_at: u64,
     pub expires_at: u64,
+    /// SHA-256 of the stream ticket handed out with the code.
+    pub ticket_hash: Digest32,
+    pub ticket_expires_at: u64,
 }
 
 impl std::fmt::Debug for NewSession {
@@ -79,28 +115,141 @@ impl std::fmt::Debug for NewSession {
 }
 
 /// What [`Store::create_session`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
-    /// The session was recorded and holds the code.
-    Created,
+    /// The session was recorded and holds the code. `events` are the
+    /// session's first event and, if the code's previous holder had expired
+    /// unnoticed, that session's `pending_timeout`.
+    Created { events: Vec<SessionEvent> },
     /// Another live session of the site holds this code; nothing was
     /// recorded. The caller draws a new code and tries again.
     CodeTaken,
 }
 
-/// What [`Store::cancel`] did.
+/// A change someone asks for. Timeouts are not among them: they happen
+/// when they are due, whoever touches the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CancelOutcome {
-    /// The session was pending or authorizing and is now ended with
-    /// [`EndReason::DeviceCancelled`]; its code is no longer live.
-    Cancelled(Session),
-    /// The session had already ended (for whatever reason); nothing changed.
-    AlreadyEnded(Session),
-    /// The session is active; cancelling does not apply (ending does).
-    /// Nothing changed.
-    Active(Session),
-    /// No session has this id.
+pub enum Change {
+    /// An agent redeemed the session's code.
+    Redeem {
+        agent: AgentInfo,
+        consent_expires_at: u64,
+    },
+    Allow,
+    Deny,
+    DeviceCancel,
+    DeviceEnd,
+    AgentEnd,
+}
+
+impl Change {
+    /// The lifecycle event this change is.
+    pub fn event(&self) -> Event {
+        match self {
+            Change::Redeem { .. } => Event::Redeem,
+            Change::Allow => Event::Allow,
+            Change::Deny => Event::Deny,
+            Change::DeviceCancel => Event::DeviceCancel,
+            Change::DeviceEnd => Event::DeviceEnd,
+            Change::AgentEnd => Event::AgentEnd,
+        }
+    }
+}
+
+/// A session after a store call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUpdate {
+    /// The session as it is now.
+    pub session: Session,
+    /// What this call committed, oldest first: a timeout that was due
+    /// and/or the requested change. The caller publishes them.
+    pub events: Vec<SessionEvent>,
+    /// Set when the requested change was not allowed in the session's
+    /// state (after any due timeout); the change was not made.
+    pub refused: Option<IllegalTransition>,
+}
+
+/// An agent with a broker-issued API token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    /// `agt_` and 16 hex digits.
+    pub id: String,
+    pub site_key: String,
+    pub name: String,
+    pub created_at: u64,
+    /// Set once the token is revoked; it then never works again.
+    pub revoked_at: Option<u64>,
+}
+
+/// An agent to record.
+#[derive(Clone)]
+pub struct NewAgent {
+    pub id: String,
+    pub site_key: String,
+    pub name: String,
+    /// SHA-256 of the API token; the token itself is shown once and forgotten.
+    pub token_hash: Digest32,
+    pub created_at: u64,
+}
+
+impl std::fmt::Debug for NewAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAgent")
+            .field("id", &self.id)
+            .field("site_key", &self.site_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::revoke_agent`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    Revoked,
+    AlreadyRevoked,
     NotFound,
+}
+
+/// A redemption attempt, as [`Store::begin_redeem`] takes it.
+#[derive(Clone)]
+pub struct RedeemAttempt {
+    pub site_key: String,
+    pub agent_id: String,
+    /// The code in clear; only its keyed hash is looked up.
+    pub code: String,
+    pub limits: RedeemLimits,
+    pub now_ms: u64,
+}
+
+impl std::fmt::Debug for RedeemAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As with `NewSession`: never the code.
+        f.debug_struct("RedeemAttempt")
+            .field("site_key", &self.site_key)
+            .field("agent_id", &self.agent_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names one recorded failure, so it can be taken back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureId(pub i64);
+
+/// What [`Store::begin_redeem`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedeemStart {
+    /// The agent or its site is locked; nothing was recorded or looked up.
+    Locked(Lock),
+    /// A failure was recorded, and the live code looked up.
+    Attempted {
+        failure: FailureId,
+        /// The session holding the code, if it is live. The caller then
+        /// takes the failure back ([`Store::forgive_failure`]) and applies
+        /// [`Change::Redeem`]; losing that race to another agent is not a
+        /// failure either.
+        session_id: Option<String>,
+        /// When the code was not live: the lock this failure started, if any.
+        lock_started: Option<Lock>,
+    },
 }
 
 /// A failure inside the store. The routes turn it into a 500 answer and log it.
@@ -118,20 +267,27 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Records `new` as a pending session holding `new.code` for
-    /// `new.site_key`, atomically. A code is taken while another session of
-    /// the same site holds it, is still pending and has not expired; a row
-    /// holding the code that has expired is ended (`pending_timeout`) and
-    /// the code passes to the new session.
+    /// `new.site_key`, with its first event and its stream ticket,
+    /// atomically. A code is taken while another session of the same site
+    /// holds it, is still pending and has not expired; a row holding the
+    /// code that has expired is ended (`pending_timeout`) and the code
+    /// passes to the new session.
     async fn create_session(&self, new: NewSession) -> Result<CreateOutcome, StoreError>;
 
-    /// The session with this id. A pending session whose code has expired
-    /// at `now_ms` is ended (`pending_timeout`) first, so callers never see
-    /// a pending session with a dead code.
-    async fn session(&self, id: &str, now_ms: u64) -> Result<Option<Session>, StoreError>;
+    /// The session with this id, after any timeout due at `now_ms` has been
+    /// applied (so callers never see a pending session with a dead code, or
+    /// an authorizing one whose prompt has run out). `refused` is `None`.
+    async fn session(&self, id: &str, now_ms: u64) -> Result<Option<SessionUpdate>, StoreError>;
 
-    /// The device withdraws its code: a pending or authorizing session ends
-    /// with `device_cancelled` and its code stops being live.
-    async fn cancel(&self, id: &str, now_ms: u64) -> Result<CancelOutcome, StoreError>;
+    /// Applies any due timeout, then `change` if [`crate::lifecycle::next`]
+    /// allows it from the state the session is in, as a compare-and-set on
+    /// that state. `None` when no session has this id.
+    async fn apply(
+        &self,
+        id: &str,
+        change: Change,
+        now_ms: u64,
+    ) -> Result<Option<SessionUpdate>, StoreError>;
 
     /// The id of the session holding `code` for `site_key`, if that code is
     /// live (pending and not expired at `now_ms`).
@@ -142,9 +298,50 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Result<Option<String>, StoreError>;
 
-    /// Ends (`pending_timeout`) every pending session whose code has expired
-    /// at `now_ms`; returns how many were ended.
-    async fn sweep_expired(&self, now_ms: u64) -> Result<u64, StoreError>;
+    /// Applies every timeout due at `now_ms` (expired codes, unanswered
+    /// consent prompts) and returns the events; also forgets expired stream
+    /// tickets and failures older than any limit looks at.
+    async fn sweep_expired(&self, now_ms: u64) -> Result<Vec<SessionEvent>, StoreError>;
+
+    /// The session's events with `seq > after`, oldest first.
+    async fn events_after(&self, id: &str, after: u64) -> Result<Vec<SessionEvent>, StoreError>;
+
+    /// Records a stream ticket (its SHA-256) for `session_id`.
+    async fn create_ticket(
+        &self,
+        session_id: &str,
+        ticket_hash: Digest32,
+        expires_at: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The session a ticket is for, if it exists and has not expired at `now_ms`.
+    async fn ticket_session(
+        &self,
+        ticket_hash: Digest32,
+        now_ms: u64,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Records an agent.
+    async fn add_agent(&self, agent: NewAgent) -> Result<(), StoreError>;
+
+    /// Every agent (of `site_key`, if given), oldest first.
+    async fn agents(&self, site_key: Option<&str>) -> Result<Vec<AgentRecord>, StoreError>;
+
+    /// The agent whose API token has this SHA-256, revoked or not.
+    async fn agent_by_token(&self, token_hash: Digest32)
+        -> Result<Option<AgentRecord>, StoreError>;
+
+    /// Revokes an agent's token for good.
+    async fn revoke_agent(&self, id: &str, now_ms: u64) -> Result<RevokeOutcome, StoreError>;
+
+    /// Starts a redemption, atomically: refuses if a limit is in force;
+    /// otherwise records a failure for the agent and its site first (so that
+    /// concurrent guesses count against each other exactly) and looks up
+    /// the live code. See [`RedeemStart`].
+    async fn begin_redeem(&self, attempt: RedeemAttempt) -> Result<RedeemStart, StoreError>;
+
+    /// Takes back a failure recorded by [`Store::begin_redeem`].
+    async fn forgive_failure(&self, failure: FailureId) -> Result<(), StoreError>;
 
     /// Number of sessions recorded, in any state.
     async fn count_sessions(&self) -> Result<u64, StoreError>;

@@ -1,37 +1,46 @@
 //! The embedded store: one SQLite file, no setup.
 //!
-//! Everything the broker knows is in that file — sessions, hashed codes and
-//! hashed device tokens, and the secret the codes are hashed with — so a
-//! broker that is killed and started again on the same file carries on where
-//! it stopped. The file is in WAL mode with `synchronous=NORMAL`: a committed
-//! change survives the process being killed; only a power cut may lose the
-//! last few commits, never corrupt the file.
+//! Everything the broker knows is in that file — sessions and their event
+//! logs, hashed codes, hashed device tokens, stream tickets and agent API
+//! tokens, failed redemptions, and the secret the codes are hashed with — so
+//! a broker that is killed and started again on the same file carries on
+//! where it stopped (a lock from failed redemptions included). The file is in
+//! WAL mode with `synchronous=NORMAL`: a committed change survives the
+//! process being killed; only a power cut may lose the last few commits,
+//! never corrupt the file.
 //!
 //! A code is held by the session's row itself (`code_hash`) while the session
-//! is pending, and the column is cleared the moment the code dies (cancel,
-//! expiry, and later redemption). A unique index on `(site_key, code_hash)`
-//! then makes "unique among the site's live codes" a property of the data,
-//! not of the code that writes it.
+//! is pending, and the column is cleared the moment the session leaves
+//! `pending` (redemption, cancel, expiry). A unique index on
+//! `(site_key, code_hash)` then makes "unique among the site's live codes" a
+//! property of the data, not of the code that writes it.
+//!
+//! Every state change goes through `step`: the lifecycle table decides,
+//! an `UPDATE … WHERE id = ? AND state = ?` makes it a compare-and-set, and
+//! the session's next event row is written in the same transaction.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use agent_assist_protocol::{EndReason, SessionState};
+use agent_assist_protocol::{AgentInfo, EndReason, SessionState, SessionStatus};
 use async_trait::async_trait;
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
-use super::{CancelOutcome, CreateOutcome, NewSession, Session, Store, StoreError};
-use crate::secrets::{self, CodeHasher, CODE_SECRET_LEN};
-
-/// The schema version this code writes, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+use super::{
+    AgentRecord, Change, CreateOutcome, FailureId, NewAgent, NewSession, RedeemAttempt,
+    RedeemStart, RevokeOutcome, Session, SessionEvent, SessionUpdate, Store, StoreError,
+};
+use crate::lifecycle::{self, Event, IllegalTransition};
+use crate::limits::{self, Counted, Lock};
+use crate::secrets::{self, CodeHasher, Digest32, CODE_SECRET_LEN};
 
 /// The key of the code-hashing secret in the `meta` table.
 const CODE_SECRET_KEY: &str = "code_secret";
 
-const SCHEMA: &str = "
+/// Version 1: sessions and their codes.
+const SCHEMA_V1: &str = "
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value BLOB NOT NULL
@@ -59,8 +68,60 @@ CREATE UNIQUE INDEX sessions_site_code ON sessions (site_key, code_hash);
 CREATE INDEX sessions_pending_expiry ON sessions (expires_at) WHERE state = 'pending';
 ";
 
+/// Version 2: the agent's side — who redeemed, the consent deadline, event
+/// logs for SSE, stream tickets, agents, failed redemptions.
+const SCHEMA_V2: &str = "
+ALTER TABLE sessions ADD COLUMN agent_id TEXT;
+ALTER TABLE sessions ADD COLUMN agent_name TEXT;
+ALTER TABLE sessions ADD COLUMN consent_expires_at INTEGER;
+
+-- The sweep's other half: consent prompts that ran out.
+CREATE INDEX sessions_authorizing_expiry ON sessions (consent_expires_at)
+    WHERE state = 'authorizing';
+
+-- Each session's statuses, in order; `seq` is the SSE event id.
+CREATE TABLE session_events (
+    session_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    status     TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (session_id, seq)
+) STRICT, WITHOUT ROWID;
+
+-- SHA-256 of each stream ticket and the one session it reads.
+CREATE TABLE stream_tickets (
+    ticket_hash BLOB PRIMARY KEY,
+    session_id  TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX stream_tickets_expiry ON stream_tickets (expires_at);
+
+-- Agents with a broker-issued API token, kept as its SHA-256 only.
+CREATE TABLE agents (
+    id         TEXT PRIMARY KEY,
+    site       TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+) STRICT;
+
+-- One row per failed redemption; the limits count them by agent and by site.
+CREATE TABLE redeem_failures (
+    site     TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    at       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX redeem_failures_agent ON redeem_failures (site, agent_id, at);
+CREATE INDEX redeem_failures_site ON redeem_failures (site, at);
+";
+
+/// Each schema version's migration from the one before; the database's
+/// `PRAGMA user_version` says how many have been applied.
+const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+
 const SESSION_COLUMNS: &str = "id, site_key, state, end_reason, token_hash, visitor_name, \
-     visitor_email, created_at, expires_at";
+     visitor_email, created_at, expires_at, agent_id, agent_name, consent_expires_at";
 
 /// The SQLite backend of [`Store`].
 #[derive(Clone)]
@@ -86,7 +147,8 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`. On first use this
-    /// creates the schema and the code-hashing secret.
+    /// creates the schema and the code-hashing secret; an older schema is
+    /// brought up to date.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let conn = Connection::open(path.as_ref()).map_err(backend)?;
         Self::from_connection(conn)
@@ -101,10 +163,11 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
-        // Only this process should use the file, but if an operator's tool
-        // holds a lock for a moment, wait for it rather than fail a request.
+        // The CLI (`agents add`) may write while a broker serves the same
+        // file, and an operator's tool may hold a lock for a moment: wait
+        // for them rather than fail a request.
         conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
-        conn.set_prepared_statement_cache_capacity(32);
+        conn.set_prepared_statement_cache_capacity(64);
 
         migrate(&mut conn)?;
         let secret = load_or_create_secret(&mut conn)?;
@@ -146,20 +209,24 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = tx
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(backend)?;
-    match version {
-        0 => {
-            tx.execute_batch(SCHEMA).map_err(backend)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(backend)?;
-        }
-        SCHEMA_VERSION => {}
-        newer => {
-            return Err(StoreError::Corrupt(format!(
-                "the database has schema version {newer}; this broker knows only up to \
-                 {SCHEMA_VERSION} (was it written by a newer broker?)"
-            )))
-        }
+    let known = MIGRATIONS.len();
+    let applied = usize::try_from(version)
+        .ok()
+        .filter(|v| *v <= known)
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "the database has schema version {version}; this broker knows only up to \
+                 {known} (was it written by a newer broker?)"
+            ))
+        })?;
+    if applied == known {
+        return Ok(());
     }
+    for migration in &MIGRATIONS[applied..] {
+        tx.execute_batch(migration).map_err(backend)?;
+    }
+    tx.pragma_update(None, "user_version", known as i64)
+        .map_err(backend)?;
     tx.commit().map_err(backend)
 }
 
@@ -189,6 +256,15 @@ fn load_or_create_secret(conn: &mut Connection) -> Result<[u8; CODE_SECRET_LEN],
 fn ms_to_sql(ms: u64) -> i64 {
     // Milliseconds since 1970 fit in an i64 for the next 292 million years.
     i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+fn state_to_sql(state: SessionState) -> &'static str {
+    match state {
+        SessionState::Pending => "pending",
+        SessionState::Authorizing => "authorizing",
+        SessionState::Active => "active",
+        SessionState::Ended => "ended",
+    }
 }
 
 fn state_from_sql(s: &str) -> Option<SessionState> {
@@ -229,6 +305,19 @@ fn bad_column(idx: usize, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, what.into())
 }
 
+/// Reads a millisecond time from column `idx`.
+fn ms_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    let v: i64 = row.get(idx)?;
+    u64::try_from(v).map_err(|_| bad_column(idx, format!("negative time {v}")))
+}
+
+fn opt_ms_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<u64>> {
+    match row.get::<_, Option<i64>>(idx)? {
+        None => Ok(None),
+        Some(_) => ms_column(row, idx).map(Some),
+    }
+}
+
 fn read_session(row: &Row<'_>) -> rusqlite::Result<Session> {
     let state: String = row.get(2)?;
     let state = state_from_sql(&state).ok_or_else(|| bad_column(2, format!("state {state:?}")))?;
@@ -238,9 +327,12 @@ fn read_session(row: &Row<'_>) -> rusqlite::Result<Session> {
             Some(reason_from_sql(&r).ok_or_else(|| bad_column(3, format!("end_reason {r:?}")))?)
         }
     };
-    let ms = |idx: usize| -> rusqlite::Result<u64> {
-        let v: i64 = row.get(idx)?;
-        u64::try_from(v).map_err(|_| bad_column(idx, format!("negative time {v}")))
+    let agent = match (
+        row.get::<_, Option<String>>(9)?,
+        row.get::<_, Option<String>>(10)?,
+    ) {
+        (Some(id), Some(name)) => Some(AgentInfo { id, name }),
+        _ => None,
     };
     Ok(Session {
         id: row.get(0)?,
@@ -250,43 +342,216 @@ fn read_session(row: &Row<'_>) -> rusqlite::Result<Session> {
         token_hash: row.get(4)?,
         visitor_name: row.get(5)?,
         visitor_email: row.get(6)?,
-        created_at: ms(7)?,
-        expires_at: ms(8)?,
+        created_at: ms_column(row, 7)?,
+        expires_at: ms_column(row, 8)?,
+        agent,
+        consent_expires_at: opt_ms_column(row, 11)?,
     })
 }
 
-fn select_session(conn: &Connection, id: &str) -> rusqlite::Result<Option<Session>> {
+fn select_session(conn: &Connection, id: &str) -> Result<Option<Session>, StoreError> {
     conn.prepare_cached(&format!(
         "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"
-    ))?
-    .query_row([id], read_session)
-    .optional()
+    ))
+    .and_then(|mut st| st.query_row([id], read_session).optional())
+    .map_err(backend)
 }
 
-/// Ends a session and kills its code.
-fn end_session(conn: &Connection, id: &str, reason: EndReason) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "UPDATE sessions SET state = 'ended', end_reason = ?2, code_hash = NULL WHERE id = ?1",
-    )?
-    .execute(params![id, reason_to_sql(reason)])?;
-    Ok(())
+/// Appends `session`'s current status to its event log as the next `seq`.
+fn append_event(conn: &Connection, session: &Session, at: u64) -> Result<SessionEvent, StoreError> {
+    let status = session.status();
+    let json = serde_json::to_string(&status).map_err(backend)?;
+    let seq: i64 = conn
+        .prepare_cached(
+            "INSERT INTO session_events (session_id, seq, status, at) VALUES (?1, \
+             COALESCE((SELECT MAX(seq) FROM session_events WHERE session_id = ?1), 0) + 1, \
+             ?2, ?3) RETURNING seq",
+        )
+        .and_then(|mut st| st.query_row(params![session.id, json, ms_to_sql(at)], |r| r.get(0)))
+        .map_err(backend)?;
+    Ok(SessionEvent {
+        session_id: session.id.clone(),
+        seq: seq.unsigned_abs(),
+        status,
+        at,
+    })
 }
 
-/// True when `session` is pending with a code that has expired at `now_ms`.
-fn pending_and_expired(session: &Session, now_ms: u64) -> bool {
-    session.state == SessionState::Pending && session.expires_at <= now_ms
+/// Moves `session` (as read in the current transaction) by `event`, if the
+/// lifecycle allows it: a compare-and-set on the state it was read in, plus
+/// the event row. On success `session` is the new state; when the table
+/// refuses, or the state was changed by someone else since it was read,
+/// nothing is written and `session` is what the database holds.
+fn step(
+    conn: &Connection,
+    session: &mut Session,
+    event: Event,
+    redeem: Option<(&AgentInfo, u64)>,
+    now_ms: u64,
+) -> Result<Result<SessionEvent, IllegalTransition>, StoreError> {
+    let (to, reason) = match lifecycle::next(session.state, event) {
+        Ok(next) => next,
+        Err(illegal) => return Ok(Err(illegal)),
+    };
+    let mut after = session.clone();
+    after.state = to;
+    after.end_reason = reason;
+    if let Some((agent, consent_expires_at)) = redeem {
+        after.agent = Some(agent.clone());
+        after.consent_expires_at = Some(consent_expires_at);
+    }
+    let changed = conn
+        .prepare_cached(
+            "UPDATE sessions SET state = ?2, end_reason = ?3, \
+             code_hash = CASE WHEN ?2 = 'pending' THEN code_hash ELSE NULL END, \
+             agent_id = ?4, agent_name = ?5, consent_expires_at = ?6 \
+             WHERE id = ?1 AND state = ?7",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                after.id,
+                state_to_sql(after.state),
+                after.end_reason.map(reason_to_sql),
+                after.agent.as_ref().map(|a| a.id.as_str()),
+                after.agent.as_ref().map(|a| a.name.as_str()),
+                after.consent_expires_at.map(ms_to_sql),
+                state_to_sql(session.state),
+            ])
+        })
+        .map_err(backend)?;
+    if changed != 1 {
+        // Lost the compare-and-set: report the state that won.
+        *session = select_session(conn, &session.id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("session {} vanished", session.id)))?;
+        return Ok(Err(IllegalTransition {
+            from: session.state,
+            event,
+        }));
+    }
+    *session = after;
+    append_event(conn, session, now_ms).map(Ok)
 }
 
-/// If `session` is pending and expired, ends it (`pending_timeout`) in the
-/// database and in `session`.
-fn expire_if_due(conn: &Connection, session: &mut Session, now_ms: u64) -> rusqlite::Result<()> {
-    if pending_and_expired(session, now_ms) {
-        end_session(conn, &session.id, EndReason::PendingTimeout)?;
-        session.state = SessionState::Ended;
-        session.end_reason = Some(EndReason::PendingTimeout);
-        tracing::info!(session_id = %session.id, site = %session.site_key, "code expired");
+/// Applies the timeout due for `session` at `now_ms`, if any, adding its
+/// event to `events`.
+fn catch_up(
+    conn: &Connection,
+    session: &mut Session,
+    now_ms: u64,
+    events: &mut Vec<SessionEvent>,
+) -> Result<(), StoreError> {
+    let due = lifecycle::due_timeout(
+        session.state,
+        session.expires_at,
+        session.consent_expires_at,
+        now_ms,
+    );
+    if let Some(event) = due {
+        if let Ok(e) = step(conn, session, event, None, now_ms)? {
+            match event {
+                Event::CodeExpired => {
+                    tracing::info!(session_id = %session.id, site = %session.site_key, "code expired");
+                }
+                _ => {
+                    tracing::info!(session_id = %session.id, site = %session.site_key, "consent prompt timed out");
+                }
+            }
+            events.push(e);
+        }
     }
     Ok(())
+}
+
+/// The time of the `n`-th newest failure after `since_ms`, for the limits.
+fn nth_newest_failure(
+    conn: &Connection,
+    counted: Counted,
+    site_key: &str,
+    agent_id: &str,
+    n: u32,
+    since_ms: u64,
+) -> Result<Option<u64>, StoreError> {
+    let offset = i64::from(n.max(1) - 1);
+    let at: Option<i64> = match counted {
+        Counted::Agent => conn
+            .prepare_cached(
+                "SELECT at FROM redeem_failures WHERE site = ?1 AND agent_id = ?2 AND at > ?3 \
+                 ORDER BY at DESC LIMIT 1 OFFSET ?4",
+            )
+            .and_then(|mut st| {
+                st.query_row(
+                    params![site_key, agent_id, ms_to_sql(since_ms), offset],
+                    |r| r.get(0),
+                )
+                .optional()
+            }),
+        Counted::Site => conn
+            .prepare_cached(
+                "SELECT at FROM redeem_failures WHERE site = ?1 AND at > ?2 \
+                 ORDER BY at DESC LIMIT 1 OFFSET ?3",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![site_key, ms_to_sql(since_ms), offset], |r| r.get(0))
+                    .optional()
+            }),
+    }
+    .map_err(backend)?;
+    Ok(at.map(i64::unsigned_abs))
+}
+
+fn lock_for(conn: &Connection, attempt: &RedeemAttempt) -> Result<Option<Lock>, StoreError> {
+    limits::current_lock(&attempt.limits, attempt.now_ms, |counted, n, since| {
+        nth_newest_failure(
+            conn,
+            counted,
+            &attempt.site_key,
+            &attempt.agent_id,
+            n,
+            since,
+        )
+    })
+}
+
+fn live_code_session(
+    conn: &Connection,
+    site_key: &str,
+    code_hash: &Digest32,
+    now_ms: u64,
+) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached(
+        "SELECT id FROM sessions WHERE site_key = ?1 AND code_hash = ?2 \
+         AND state = 'pending' AND expires_at > ?3",
+    )
+    .and_then(|mut st| {
+        st.query_row(params![site_key, code_hash, ms_to_sql(now_ms)], |r| {
+            r.get(0)
+        })
+        .optional()
+    })
+    .map_err(backend)
+}
+
+fn read_agent(row: &Row<'_>) -> rusqlite::Result<AgentRecord> {
+    Ok(AgentRecord {
+        id: row.get(0)?,
+        site_key: row.get(1)?,
+        name: row.get(2)?,
+        created_at: ms_column(row, 3)?,
+        revoked_at: opt_ms_column(row, 4)?,
+    })
+}
+
+fn read_event(row: &Row<'_>) -> rusqlite::Result<SessionEvent> {
+    let json: String = row.get(2)?;
+    let status: SessionStatus =
+        serde_json::from_str(&json).map_err(|e| bad_column(2, format!("event status: {e}")))?;
+    let seq: i64 = row.get(1)?;
+    Ok(SessionEvent {
+        session_id: row.get(0)?,
+        seq: seq.unsigned_abs(),
+        status,
+        at: ms_column(row, 3)?,
+    })
 }
 
 #[async_trait]
@@ -297,25 +562,24 @@ impl Store for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            let holder: Option<(String, i64)> = tx
-                .prepare_cached(
-                    "SELECT id, expires_at FROM sessions WHERE site_key = ?1 AND code_hash = ?2",
-                )
+            let holder: Option<String> = tx
+                .prepare_cached("SELECT id FROM sessions WHERE site_key = ?1 AND code_hash = ?2")
                 .and_then(|mut st| {
-                    st.query_row(params![new.site_key, code_hash], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()
+                    st.query_row(params![new.site_key, code_hash], |r| r.get(0))
+                        .optional()
                 })
                 .map_err(backend)?;
-            if let Some((holder_id, holder_expires_at)) = holder {
-                if holder_expires_at > ms_to_sql(new.created_at) {
+            let mut events = Vec::new();
+            if let Some(holder_id) = holder {
+                let mut holder = select_session(&tx, &holder_id)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("session {holder_id} vanished")))?;
+                // The code's previous holder may have expired without anyone
+                // noticing yet; then it ends now and the code is free again.
+                catch_up(&tx, &mut holder, new.created_at, &mut events)?;
+                if holder.state == SessionState::Pending {
                     // Dropping `tx` rolls back; nothing was written.
                     return Ok(CreateOutcome::CodeTaken);
                 }
-                // The code's previous holder expired without anyone noticing
-                // yet; it ends now and the code is free again.
-                end_session(&tx, &holder_id, EndReason::PendingTimeout).map_err(backend)?;
             }
             tx.prepare_cached(
                 "INSERT INTO sessions (id, site_key, code_hash, token_hash, state, end_reason, \
@@ -335,46 +599,111 @@ impl Store for SqliteStore {
                 ])
             })
             .map_err(backend)?;
+            let session = Session {
+                id: new.id.clone(),
+                site_key: new.site_key.clone(),
+                state: SessionState::Pending,
+                end_reason: None,
+                token_hash: new.token_hash,
+                visitor_name: new.visitor_name.clone(),
+                visitor_email: new.visitor_email.clone(),
+                created_at: new.created_at,
+                expires_at: new.expires_at,
+                agent: None,
+                consent_expires_at: None,
+            };
+            events.push(append_event(&tx, &session, new.created_at)?);
+            tx.prepare_cached(
+                "INSERT INTO stream_tickets (ticket_hash, session_id, expires_at) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    new.ticket_hash,
+                    new.id,
+                    ms_to_sql(new.ticket_expires_at)
+                ])
+            })
+            .map_err(backend)?;
             tx.commit().map_err(backend)?;
-            Ok(CreateOutcome::Created)
+            Ok(CreateOutcome::Created { events })
         })
         .await
     }
 
-    async fn session(&self, id: &str, now_ms: u64) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, id: &str, now_ms: u64) -> Result<Option<SessionUpdate>, StoreError> {
         let id = id.to_owned();
         self.with_conn(move |conn, _| {
-            let Some(mut session) = select_session(conn, &id).map_err(backend)? else {
+            let Some(session) = select_session(conn, &id)? else {
                 return Ok(None);
             };
-            expire_if_due(conn, &mut session, now_ms).map_err(backend)?;
-            Ok(Some(session))
+            let due = lifecycle::due_timeout(
+                session.state,
+                session.expires_at,
+                session.consent_expires_at,
+                now_ms,
+            );
+            if due.is_none() {
+                // The common case: a plain read, no write lock.
+                return Ok(Some(SessionUpdate {
+                    session,
+                    events: Vec::new(),
+                    refused: None,
+                }));
+            }
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let Some(mut session) = select_session(&tx, &id)? else {
+                return Ok(None);
+            };
+            let mut events = Vec::new();
+            catch_up(&tx, &mut session, now_ms, &mut events)?;
+            tx.commit().map_err(backend)?;
+            Ok(Some(SessionUpdate {
+                session,
+                events,
+                refused: None,
+            }))
         })
         .await
     }
 
-    async fn cancel(&self, id: &str, now_ms: u64) -> Result<CancelOutcome, StoreError> {
+    async fn apply(
+        &self,
+        id: &str,
+        change: Change,
+        now_ms: u64,
+    ) -> Result<Option<SessionUpdate>, StoreError> {
         let id = id.to_owned();
         self.with_conn(move |conn, _| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            let Some(mut session) = select_session(&tx, &id).map_err(backend)? else {
-                return Ok(CancelOutcome::NotFound);
+            let Some(mut session) = select_session(&tx, &id)? else {
+                return Ok(None);
             };
-            expire_if_due(&tx, &mut session, now_ms).map_err(backend)?;
-            let outcome = match session.state {
-                SessionState::Pending | SessionState::Authorizing => {
-                    end_session(&tx, &id, EndReason::DeviceCancelled).map_err(backend)?;
-                    session.state = SessionState::Ended;
-                    session.end_reason = Some(EndReason::DeviceCancelled);
-                    CancelOutcome::Cancelled(session)
+            let mut events = Vec::new();
+            catch_up(&tx, &mut session, now_ms, &mut events)?;
+            let redeem = match &change {
+                Change::Redeem {
+                    agent,
+                    consent_expires_at,
+                } => Some((agent, *consent_expires_at)),
+                _ => None,
+            };
+            let refused = match step(&tx, &mut session, change.event(), redeem, now_ms)? {
+                Ok(event) => {
+                    events.push(event);
+                    None
                 }
-                SessionState::Active => CancelOutcome::Active(session),
-                SessionState::Ended => CancelOutcome::AlreadyEnded(session),
+                Err(illegal) => Some(illegal),
             };
             tx.commit().map_err(backend)?;
-            Ok(outcome)
+            Ok(Some(SessionUpdate {
+                session,
+                events,
+                refused,
+            }))
         })
         .await
     }
@@ -387,32 +716,222 @@ impl Store for SqliteStore {
     ) -> Result<Option<String>, StoreError> {
         let (site_key, code) = (site_key.to_owned(), code.to_owned());
         self.with_conn(move |conn, hasher| {
-            let code_hash = hasher.hash(&site_key, &code);
+            live_code_session(conn, &site_key, &hasher.hash(&site_key, &code), now_ms)
+        })
+        .await
+    }
+
+    async fn sweep_expired(&self, now_ms: u64) -> Result<Vec<SessionEvent>, StoreError> {
+        self.with_conn(move |conn, _| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let now = ms_to_sql(now_ms);
+            let due: Vec<String> = tx
+                .prepare_cached(
+                    "SELECT id FROM sessions WHERE state = 'pending' AND expires_at <= ?1 \
+                     UNION ALL \
+                     SELECT id FROM sessions WHERE state = 'authorizing' \
+                     AND consent_expires_at <= ?1",
+                )
+                .and_then(|mut st| {
+                    st.query_map([now], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()
+                })
+                .map_err(backend)?;
+            let mut events = Vec::new();
+            for id in due {
+                if let Some(mut session) = select_session(&tx, &id)? {
+                    catch_up(&tx, &mut session, now_ms, &mut events)?;
+                }
+            }
+            tx.prepare_cached("DELETE FROM stream_tickets WHERE expires_at <= ?1")
+                .and_then(|mut st| st.execute([now]))
+                .map_err(backend)?;
+            tx.prepare_cached("DELETE FROM redeem_failures WHERE at <= ?1")
+                .and_then(|mut st| {
+                    st.execute([ms_to_sql(now_ms.saturating_sub(limits::KEEP_FAILURES_MS))])
+                })
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn events_after(&self, id: &str, after: u64) -> Result<Vec<SessionEvent>, StoreError> {
+        let id = id.to_owned();
+        self.with_conn(move |conn, _| {
             conn.prepare_cached(
-                "SELECT id FROM sessions WHERE site_key = ?1 AND code_hash = ?2 \
-                 AND state = 'pending' AND expires_at > ?3",
+                "SELECT session_id, seq, status, at FROM session_events \
+                 WHERE session_id = ?1 AND seq > ?2 ORDER BY seq",
             )
             .and_then(|mut st| {
-                st.query_row(params![site_key, code_hash, ms_to_sql(now_ms)], |r| {
-                    r.get(0)
-                })
-                .optional()
+                st.query_map(params![id, ms_to_sql(after)], read_event)?
+                    .collect::<rusqlite::Result<_>>()
             })
             .map_err(backend)
         })
         .await
     }
 
-    async fn sweep_expired(&self, now_ms: u64) -> Result<u64, StoreError> {
+    async fn create_ticket(
+        &self,
+        session_id: &str,
+        ticket_hash: Digest32,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        let session_id = session_id.to_owned();
         self.with_conn(move |conn, _| {
-            let n = conn
-                .prepare_cached(
-                    "UPDATE sessions SET state = 'ended', end_reason = 'pending_timeout', \
-                     code_hash = NULL WHERE state = 'pending' AND expires_at <= ?1",
-                )
-                .and_then(|mut st| st.execute([ms_to_sql(now_ms)]))
+            conn.prepare_cached(
+                "INSERT INTO stream_tickets (ticket_hash, session_id, expires_at) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut st| st.execute(params![ticket_hash, session_id, ms_to_sql(expires_at)]))
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn ticket_session(
+        &self,
+        ticket_hash: Digest32,
+        now_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        self.with_conn(move |conn, _| {
+            conn.prepare_cached(
+                "SELECT session_id FROM stream_tickets WHERE ticket_hash = ?1 AND expires_at > ?2",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![ticket_hash, ms_to_sql(now_ms)], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn add_agent(&self, agent: NewAgent) -> Result<(), StoreError> {
+        self.with_conn(move |conn, _| {
+            conn.prepare_cached(
+                "INSERT INTO agents (id, site, name, token_hash, created_at, revoked_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    agent.id,
+                    agent.site_key,
+                    agent.name,
+                    agent.token_hash,
+                    ms_to_sql(agent.created_at)
+                ])
+            })
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn agents(&self, site_key: Option<&str>) -> Result<Vec<AgentRecord>, StoreError> {
+        let site_key = site_key.map(str::to_owned);
+        self.with_conn(move |conn, _| {
+            conn.prepare_cached(
+                "SELECT id, site, name, created_at, revoked_at FROM agents \
+                 WHERE ?1 IS NULL OR site = ?1 ORDER BY created_at, id",
+            )
+            .and_then(|mut st| {
+                st.query_map([site_key], read_agent)?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn agent_by_token(
+        &self,
+        token_hash: Digest32,
+    ) -> Result<Option<AgentRecord>, StoreError> {
+        self.with_conn(move |conn, _| {
+            conn.prepare_cached(
+                "SELECT id, site, name, created_at, revoked_at FROM agents WHERE token_hash = ?1",
+            )
+            .and_then(|mut st| st.query_row([token_hash], read_agent).optional())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn revoke_agent(&self, id: &str, now_ms: u64) -> Result<RevokeOutcome, StoreError> {
+        let id = id.to_owned();
+        self.with_conn(move |conn, _| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            Ok(u64::try_from(n).unwrap_or(u64::MAX))
+            let revoked_at: Option<Option<i64>> = tx
+                .prepare_cached("SELECT revoked_at FROM agents WHERE id = ?1")
+                .and_then(|mut st| st.query_row([&id], |r| r.get(0)).optional())
+                .map_err(backend)?;
+            let outcome = match revoked_at {
+                None => RevokeOutcome::NotFound,
+                Some(Some(_)) => RevokeOutcome::AlreadyRevoked,
+                Some(None) => {
+                    tx.prepare_cached("UPDATE agents SET revoked_at = ?2 WHERE id = ?1")
+                        .and_then(|mut st| st.execute(params![id, ms_to_sql(now_ms)]))
+                        .map_err(backend)?;
+                    RevokeOutcome::Revoked
+                }
+            };
+            tx.commit().map_err(backend)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn begin_redeem(&self, attempt: RedeemAttempt) -> Result<RedeemStart, StoreError> {
+        self.with_conn(move |conn, hasher| {
+            // One write transaction from the limit check to the recorded
+            // failure, so that concurrent guesses see each other's failures.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            if let Some(lock) = lock_for(&tx, &attempt)? {
+                return Ok(RedeemStart::Locked(lock));
+            }
+            tx.prepare_cached(
+                "INSERT INTO redeem_failures (site, agent_id, at) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    attempt.site_key,
+                    attempt.agent_id,
+                    ms_to_sql(attempt.now_ms)
+                ])
+            })
+            .map_err(backend)?;
+            let failure = FailureId(tx.last_insert_rowid());
+            let code_hash = hasher.hash(&attempt.site_key, &attempt.code);
+            let session_id = live_code_session(&tx, &attempt.site_key, &code_hash, attempt.now_ms)?;
+            let lock_started = match session_id {
+                Some(_) => None,
+                None => lock_for(&tx, &attempt)?,
+            };
+            tx.commit().map_err(backend)?;
+            Ok(RedeemStart::Attempted {
+                failure,
+                session_id,
+                lock_started,
+            })
+        })
+        .await
+    }
+
+    async fn forgive_failure(&self, failure: FailureId) -> Result<(), StoreError> {
+        self.with_conn(move |conn, _| {
+            conn.prepare_cached("DELETE FROM redeem_failures WHERE rowid = ?1")
+                .and_then(|mut st| st.execute([failure.0]))
+                .map_err(backend)?;
+            Ok(())
         })
         .await
     }
@@ -446,7 +965,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::{hash_token, new_device_token, new_session_id};
+    use crate::secrets::{hash_token, new_device_token, new_session_id, new_stream_ticket};
 
     const T0: u64 = 1_700_000_000_000;
 
@@ -460,6 +979,8 @@ mod tests {
             visitor_email: None,
             created_at: now,
             expires_at: now + lifetime_ms,
+            ticket_hash: hash_token(&new_stream_ticket()),
+            ticket_expires_at: now + 300_000,
         }
     }
 
@@ -469,13 +990,33 @@ mod tests {
         (dir, store)
     }
 
+    fn created(outcome: CreateOutcome) -> Vec<SessionEvent> {
+        match outcome {
+            CreateOutcome::Created { events } => events,
+            CreateOutcome::CodeTaken => panic!("the code was taken"),
+        }
+    }
+
+    async fn read(store: &SqliteStore, id: &str, now: u64) -> Session {
+        store.session(id, now).await.unwrap().unwrap().session
+    }
+
+    fn dana() -> AgentInfo {
+        AgentInfo {
+            id: "agt_0000000000000001".into(),
+            name: "Dana".into(),
+        }
+    }
+
     #[tokio::test]
     async fn a_live_code_cannot_be_issued_twice_for_a_site() {
         let (_dir, store) = open_temp();
         let a = new_session("demo", "012345", T0, 60_000);
+        let events = created(store.create_session(a.clone()).await.unwrap());
+        assert_eq!(events.len(), 1);
         assert_eq!(
-            store.create_session(a.clone()).await.unwrap(),
-            CreateOutcome::Created
+            (events[0].seq, events[0].status.state),
+            (1, SessionState::Pending)
         );
         let b = new_session("demo", "012345", T0 + 1, 60_000);
         assert_eq!(
@@ -484,10 +1025,7 @@ mod tests {
         );
         // The same digits at another site are another code.
         let c = new_session("other", "012345", T0 + 1, 60_000);
-        assert_eq!(
-            store.create_session(c).await.unwrap(),
-            CreateOutcome::Created
-        );
+        created(store.create_session(c).await.unwrap());
         assert_eq!(store.count_sessions().await.unwrap(), 2);
         assert_eq!(
             store
@@ -506,13 +1044,14 @@ mod tests {
     async fn an_expired_code_passes_to_a_new_session() {
         let (_dir, store) = open_temp();
         let a = new_session("demo", "999999", T0, 1_000);
-        store.create_session(a.clone()).await.unwrap();
+        created(store.create_session(a.clone()).await.unwrap());
         let b = new_session("demo", "999999", T0 + 1_000, 1_000);
-        assert_eq!(
-            store.create_session(b.clone()).await.unwrap(),
-            CreateOutcome::Created
-        );
-        let old = store.session(&a.id, T0 + 1_000).await.unwrap().unwrap();
+        let events = created(store.create_session(b.clone()).await.unwrap());
+        // The old holder's timeout is announced along with the new session.
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].session_id, a.id);
+        assert_eq!(events[0].status.end_reason, Some(EndReason::PendingTimeout));
+        let old = read(&store, &a.id, T0 + 1_000).await;
         assert_eq!(old.state, SessionState::Ended);
         assert_eq!(old.end_reason, Some(EndReason::PendingTimeout));
         assert_eq!(
@@ -525,39 +1064,70 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reading_an_expired_session_ends_it() {
+    async fn reading_an_expired_session_ends_it_and_logs_the_event() {
         let (_dir, store) = open_temp();
         let a = new_session("demo", "111111", T0, 1_000);
-        store.create_session(a.clone()).await.unwrap();
-        let s = store.session(&a.id, T0 + 999).await.unwrap().unwrap();
-        assert_eq!(s.state, SessionState::Pending);
-        assert_eq!(s.visitor_name.as_deref(), Some("Ada"));
-        let s = store.session(&a.id, T0 + 1_000).await.unwrap().unwrap();
+        created(store.create_session(a.clone()).await.unwrap());
+        let u = store.session(&a.id, T0 + 999).await.unwrap().unwrap();
+        assert_eq!(u.session.state, SessionState::Pending);
+        assert!(u.events.is_empty());
+        assert_eq!(u.session.visitor_name.as_deref(), Some("Ada"));
+        let u = store.session(&a.id, T0 + 1_000).await.unwrap().unwrap();
         assert_eq!(
-            (s.state, s.end_reason),
+            (u.session.state, u.session.end_reason),
             (SessionState::Ended, Some(EndReason::PendingTimeout))
         );
+        assert_eq!(u.events.len(), 1);
+        assert_eq!(u.events[0].seq, 2);
+        // Reading again changes nothing more.
+        assert!(store
+            .session(&a.id, T0 + 5_000)
+            .await
+            .unwrap()
+            .unwrap()
+            .events
+            .is_empty());
         // Time going back (a clock step) does not revive the code.
         assert_eq!(
             store.find_live_code("demo", "111111", T0).await.unwrap(),
             None
         );
+        let log = store.events_after(&a.id, 0).await.unwrap();
+        let states: Vec<_> = log.iter().map(|e| (e.seq, e.status.state)).collect();
+        assert_eq!(
+            states,
+            vec![(1, SessionState::Pending), (2, SessionState::Ended)]
+        );
     }
 
     #[tokio::test]
-    async fn the_sweep_ends_only_expired_pending_sessions() {
+    async fn the_sweep_ends_only_what_is_due() {
         let (_dir, store) = open_temp();
         let short = new_session("demo", "000001", T0, 1_000);
         let long = new_session("demo", "000002", T0, 5_000);
-        store.create_session(short.clone()).await.unwrap();
-        store.create_session(long.clone()).await.unwrap();
+        let asked = new_session("demo", "000003", T0, 60_000);
+        for s in [&short, &long, &asked] {
+            created(store.create_session(s.clone()).await.unwrap());
+        }
+        let redeem = Change::Redeem {
+            agent: dana(),
+            consent_expires_at: T0 + 1_500,
+        };
+        store.apply(&asked.id, redeem, T0).await.unwrap().unwrap();
         assert_eq!(store.count_live_codes("demo", T0).await.unwrap(), 2);
-        assert_eq!(store.sweep_expired(T0 + 2_000).await.unwrap(), 1);
-        assert_eq!(store.sweep_expired(T0 + 2_000).await.unwrap(), 0);
-        assert_eq!(
-            store.find_live_code("demo", "000001", T0).await.unwrap(),
-            None
-        );
+        let swept = store.sweep_expired(T0 + 2_000).await.unwrap();
+        let mut ended: Vec<_> = swept
+            .iter()
+            .map(|e| (e.session_id.clone(), e.status.end_reason))
+            .collect();
+        ended.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut want = vec![
+            (short.id.clone(), Some(EndReason::PendingTimeout)),
+            (asked.id.clone(), Some(EndReason::AuthorizingTimeout)),
+        ];
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(ended, want);
+        assert!(store.sweep_expired(T0 + 2_000).await.unwrap().is_empty());
         assert_eq!(
             store
                 .find_live_code("demo", "000002", T0 + 2_000)
@@ -568,40 +1138,252 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn cancel_ends_and_is_idempotent() {
+    async fn changes_follow_the_lifecycle_and_are_logged_in_order() {
         let (_dir, store) = open_temp();
         let a = new_session("demo", "424242", T0, 60_000);
-        store.create_session(a.clone()).await.unwrap();
-        let CancelOutcome::Cancelled(s) = store.cancel(&a.id, T0 + 1).await.unwrap() else {
-            panic!("first cancel should cancel");
-        };
-        assert_eq!(s.end_reason, Some(EndReason::DeviceCancelled));
-        let CancelOutcome::AlreadyEnded(again) = store.cancel(&a.id, T0 + 2).await.unwrap() else {
-            panic!("second cancel should change nothing");
-        };
-        assert_eq!(again, s);
+        created(store.create_session(a.clone()).await.unwrap());
+        // Consent before redemption is not a thing.
+        let u = store
+            .apply(&a.id, Change::Allow, T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            u.refused,
+            Some(IllegalTransition {
+                from: SessionState::Pending,
+                event: Event::Allow
+            })
+        );
+        assert!(u.events.is_empty());
+        let u = store
+            .apply(
+                &a.id,
+                Change::Redeem {
+                    agent: dana(),
+                    consent_expires_at: T0 + 120_000,
+                },
+                T0 + 1,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(u.refused, None);
+        assert_eq!(u.session.state, SessionState::Authorizing);
+        assert_eq!(u.session.agent, Some(dana()));
+        assert_eq!(u.events[0].status.consent_expires_at, Some(T0 + 120_000));
+        // The code died with the redemption.
         assert_eq!(
             store
-                .find_live_code("demo", "424242", T0 + 3)
+                .find_live_code("demo", "424242", T0 + 2)
                 .await
                 .unwrap(),
             None
         );
+        // A second redemption loses.
+        let again = Change::Redeem {
+            agent: dana(),
+            consent_expires_at: T0 + 200_000,
+        };
+        let u = store.apply(&a.id, again, T0 + 2).await.unwrap().unwrap();
+        assert!(u.refused.is_some());
+        let u = store
+            .apply(&a.id, Change::Allow, T0 + 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(u.session.state, SessionState::Active);
+        assert_eq!(u.session.status().consent_expires_at, None);
+        let u = store
+            .apply(&a.id, Change::AgentEnd, T0 + 4)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(u.session.end_reason, Some(EndReason::AgentEnded));
+        let log = store.events_after(&a.id, 1).await.unwrap();
+        let seen: Vec<_> = log.iter().map(|e| (e.seq, e.status.state)).collect();
         assert_eq!(
-            store.cancel(&new_session_id(), T0).await.unwrap(),
-            CancelOutcome::NotFound
+            seen,
+            vec![
+                (2, SessionState::Authorizing),
+                (3, SessionState::Active),
+                (4, SessionState::Ended)
+            ]
         );
+        assert_eq!(log[2].status.agent, Some(dana()), "the agent stays named");
+        assert!(store
+            .apply(&new_session_id(), Change::DeviceEnd, T0)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
-    async fn cancelling_an_expired_code_reports_the_timeout() {
+    async fn a_late_consent_meets_the_timeout_first() {
         let (_dir, store) = open_temp();
-        let a = new_session("demo", "424242", T0, 1_000);
-        store.create_session(a.clone()).await.unwrap();
-        let CancelOutcome::AlreadyEnded(s) = store.cancel(&a.id, T0 + 1_000).await.unwrap() else {
-            panic!("an expired session is already over");
+        let a = new_session("demo", "424242", T0, 60_000);
+        created(store.create_session(a.clone()).await.unwrap());
+        let redeem = Change::Redeem {
+            agent: dana(),
+            consent_expires_at: T0 + 10_000,
         };
-        assert_eq!(s.end_reason, Some(EndReason::PendingTimeout));
+        store.apply(&a.id, redeem, T0).await.unwrap().unwrap();
+        let u = store
+            .apply(&a.id, Change::Allow, T0 + 10_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(u.refused.is_some());
+        assert_eq!(u.session.end_reason, Some(EndReason::AuthorizingTimeout));
+        assert_eq!(u.events.len(), 1, "the timeout was committed and returned");
+    }
+
+    #[tokio::test]
+    async fn failures_are_counted_forgiven_and_lock() {
+        let (_dir, store) = open_temp();
+        let live = new_session("demo", "123123", T0, 600_000);
+        created(store.create_session(live.clone()).await.unwrap());
+        let attempt = |code: &str, now: u64| RedeemAttempt {
+            site_key: "demo".into(),
+            agent_id: "agt_a".into(),
+            code: code.into(),
+            limits: crate::config::RedeemLimits::default(),
+            now_ms: now,
+        };
+        // A live code is found (and its provisional failure can be forgiven).
+        let RedeemStart::Attempted {
+            failure,
+            session_id,
+            lock_started,
+        } = store.begin_redeem(attempt("123123", T0)).await.unwrap()
+        else {
+            panic!("not locked yet");
+        };
+        assert_eq!(session_id, Some(live.id.clone()));
+        assert_eq!(lock_started, None);
+        store.forgive_failure(failure).await.unwrap();
+        for i in 0..5 {
+            let start = store.begin_redeem(attempt("000000", T0 + i)).await.unwrap();
+            let RedeemStart::Attempted {
+                session_id: None,
+                lock_started,
+                ..
+            } = start
+            else {
+                panic!("wrong codes are not found: {start:?}");
+            };
+            assert_eq!(lock_started.is_some(), i == 4, "the fifth failure locks");
+        }
+        let RedeemStart::Locked(lock) = store
+            .begin_redeem(attempt("123123", T0 + 10))
+            .await
+            .unwrap()
+        else {
+            panic!("the agent is locked");
+        };
+        assert_eq!(lock.until_ms, T0 + 600_000);
+        // The sweep keeps failures for a day.
+        store.sweep_expired(T0 + 20).await.unwrap();
+        assert!(matches!(
+            store
+                .begin_redeem(attempt("123123", T0 + 30))
+                .await
+                .unwrap(),
+            RedeemStart::Locked(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn tickets_are_bound_to_a_session_and_expire() {
+        let (_dir, store) = open_temp();
+        let a = new_session("demo", "555555", T0, 60_000);
+        created(store.create_session(a.clone()).await.unwrap());
+        assert_eq!(
+            store.ticket_session(a.ticket_hash, T0).await.unwrap(),
+            Some(a.id.clone())
+        );
+        assert_eq!(
+            store
+                .ticket_session(a.ticket_hash, T0 + 300_000)
+                .await
+                .unwrap(),
+            None
+        );
+        let more = hash_token(&new_stream_ticket());
+        store.create_ticket(&a.id, more, T0 + 10).await.unwrap();
+        assert_eq!(
+            store.ticket_session(more, T0 + 9).await.unwrap(),
+            Some(a.id)
+        );
+        store.sweep_expired(T0 + 10).await.unwrap();
+        assert_eq!(store.ticket_session(more, T0).await.unwrap(), None, "swept");
+    }
+
+    #[tokio::test]
+    async fn agents_are_added_found_by_token_hash_and_revoked() {
+        let (_dir, store) = open_temp();
+        let token = crate::secrets::new_api_token();
+        store
+            .add_agent(NewAgent {
+                id: "agt_1".into(),
+                site_key: "demo".into(),
+                name: "Dana".into(),
+                token_hash: hash_token(&token),
+                created_at: T0,
+            })
+            .await
+            .unwrap();
+        let found = store
+            .agent_by_token(hash_token(&token))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((found.id.as_str(), found.revoked_at), ("agt_1", None));
+        assert_eq!(store.agents(Some("demo")).await.unwrap().len(), 1);
+        assert!(store.agents(Some("other")).await.unwrap().is_empty());
+        assert_eq!(
+            store.revoke_agent("agt_1", T0 + 1).await.unwrap(),
+            RevokeOutcome::Revoked
+        );
+        assert_eq!(
+            store.revoke_agent("agt_1", T0 + 2).await.unwrap(),
+            RevokeOutcome::AlreadyRevoked
+        );
+        assert_eq!(
+            store.revoke_agent("agt_2", T0).await.unwrap(),
+            RevokeOutcome::NotFound
+        );
+        let found = store
+            .agent_by_token(hash_token(&token))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.revoked_at, Some(T0 + 1));
+    }
+
+    #[tokio::test]
+    async fn a_version_1_database_is_migrated_with_its_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite3");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO sessions (id, site_key, code_hash, token_hash, state, created_at, \
+             expires_at) VALUES ('0123456789abcdef0123456789abcdef', 'demo', NULL, ?1, \
+             'pending', ?2, ?3)",
+            params![[0u8; 32], ms_to_sql(T0), ms_to_sql(T0 + 60_000)],
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path).unwrap();
+        let s = read(&store, "0123456789abcdef0123456789abcdef", T0).await;
+        assert_eq!((s.state, s.agent), (SessionState::Pending, None));
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
     }
 
     #[tokio::test]
@@ -610,7 +1392,7 @@ mod tests {
         let path = dir.path().join("t.sqlite3");
         let store = SqliteStore::open(&path).unwrap();
         let a = new_session("demo", "271828", T0, 60_000);
-        store.create_session(a.clone()).await.unwrap();
+        created(store.create_session(a.clone()).await.unwrap());
         drop(store);
 
         let conn = Connection::open(&path).unwrap();

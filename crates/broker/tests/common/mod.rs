@@ -5,13 +5,19 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use agent_assist_broker::clock::{Clock, ManualClock};
 use agent_assist_broker::config::Config;
-use agent_assist_broker::{run, AppState};
-use agent_assist_protocol::{ApiError, CreateCodeResponse, ErrorCode, SessionStatus};
+use agent_assist_broker::secrets::{hash_token, new_agent_id, new_api_token};
+use agent_assist_broker::store::NewAgent;
+use agent_assist_broker::{jwt, run, AppState};
+use agent_assist_protocol::{
+    ApiError, CreateCodeResponse, ErrorCode, RedeemResponse, SessionStatus, StreamTicket,
+};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Response, StatusCode};
+use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -22,17 +28,43 @@ pub const SHORT_ORIGIN: &str = "https://short.example";
 /// An origin no site allows.
 pub const EVIL_ORIGIN: &str = "https://evil.example";
 
+/// The `demo` site's secret, which signs its agents' JWTs.
+pub const DEMO_SECRET: &str = "demo-secret-0123456789abcdef-0123456789";
+
+/// The manual clock's start: 2023-11-14 22:13:20 UTC.
+pub const T0: u64 = 1_700_000_000_000;
+
 pub const SITES: &str = r#"
 [[site]]
 key = "demo"
 name = "Demo Shop"
 allowed_origins = ["http://127.0.0.1:8080", "http://localhost:8080"]
+secret = "demo-secret-0123456789abcdef-0123456789"
 
 [[site]]
 key = "short"
 name = "Short Lived"
 allowed_origins = ["https://short.example"]
 code_lifetime_secs = 60
+
+# Default agent limits, but the site locks after 6 failures.
+[[site]]
+key = "strict"
+name = "Strict Limits"
+allowed_origins = []
+[site.redeem_limits]
+site_max = 6
+
+# 2 failures a minute, 5 a day, no site lock to speak of.
+[[site]]
+key = "daily"
+name = "Daily Cap"
+allowed_origins = []
+[site.redeem_limits]
+agent_max = 2
+agent_window_secs = 60
+agent_daily_max = 5
+site_max = 1000
 "#;
 
 pub fn config() -> Config {
@@ -57,7 +89,7 @@ impl Broker {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("broker.sqlite3");
-        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let clock = Arc::new(ManualClock::new(T0));
         let mut broker = Self::start_on(&db, clock, |s| s).await;
         broker._dir = Some(dir);
         broker
@@ -108,6 +140,130 @@ impl Broker {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Records an agent of `site` with an API token, as `agents add` does;
+    /// returns the agent's id and token.
+    pub async fn add_agent(&self, site: &str, name: &str) -> (String, String) {
+        let (id, token) = (new_agent_id(), new_api_token());
+        self.state
+            .store
+            .add_agent(NewAgent {
+                id: id.clone(),
+                site_key: site.into(),
+                name: name.into(),
+                token_hash: hash_token(&token),
+                created_at: self.clock.now_ms(),
+            })
+            .await
+            .expect("agent added");
+        (id, token)
+    }
+
+    /// A JWT for agent `sub` of `site`, signed with `secret`, valid for
+    /// `lifetime_secs` from the broker's clock.
+    pub fn jwt(&self, site: &str, sub: &str, name: &str, lifetime_secs: i64) -> String {
+        let now = self.clock.now_ms() / 1000;
+        let exp = now.saturating_add_signed(lifetime_secs);
+        jwt::encode(
+            &json!({ "sub": sub, "name": name, "site": site, "exp": exp, "iat": now }),
+            DEMO_SECRET.as_bytes(),
+        )
+    }
+
+    /// `POST path` with `credential` and a JSON `body`.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        credential: &str,
+        body: serde_json::Value,
+    ) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(credential)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `POST path` with `credential` and no body.
+    pub async fn post_empty(&self, path: &str, credential: &str) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(credential)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `POST /v1/agent/redeem` with `credential`.
+    pub async fn post_redeem(&self, credential: &str, code: &str) -> Response {
+        self.post_json("/v1/agent/redeem", credential, json!({ "code": code }))
+            .await
+    }
+
+    /// `POST /v1/agent/redeem`, expecting success.
+    pub async fn redeem(&self, credential: &str, code: &str) -> RedeemResponse {
+        let res = self.post_redeem(credential, code).await;
+        assert_eq!(res.status(), StatusCode::OK, "redeem");
+        res.json().await.expect("RedeemResponse body")
+    }
+
+    /// `POST /v1/sessions/{id}/consent`.
+    pub async fn post_consent(&self, id: &str, credential: &str, allow: bool) -> Response {
+        self.post_json(
+            &format!("/v1/sessions/{id}/consent"),
+            credential,
+            json!({ "allow": allow }),
+        )
+        .await
+    }
+
+    /// `POST /v1/sessions/{id}/end`.
+    pub async fn post_end(&self, id: &str, credential: &str) -> Response {
+        self.post_empty(&format!("/v1/sessions/{id}/end"), credential)
+            .await
+    }
+
+    /// `POST /v1/sessions/{id}/ticket`, expecting success.
+    pub async fn ticket(&self, id: &str, credential: &str) -> String {
+        let res = self
+            .post_empty(&format!("/v1/sessions/{id}/ticket"), credential)
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "ticket");
+        let t: StreamTicket = res.json().await.expect("StreamTicket body");
+        assert_eq!(t.expires_in, 300);
+        t.ticket
+    }
+
+    /// `GET /v1/sessions/{id}/events?ticket=…`, optionally resuming after
+    /// `last_event_id` (sent as the `Last-Event-ID` header).
+    pub async fn get_events(&self, id: &str, ticket: &str, last_event_id: Option<u64>) -> Response {
+        let mut req = self
+            .client
+            .get(self.url(&format!("/v1/sessions/{id}/events")))
+            .query(&[("ticket", ticket)]);
+        if let Some(last) = last_event_id {
+            req = req.header("last-event-id", last.to_string());
+        }
+        req.send().await.expect("request")
+    }
+
+    /// An open event stream, checked for its status and content type.
+    pub async fn events(&self, id: &str, ticket: &str, last_event_id: Option<u64>) -> SseStream {
+        let res = self.get_events(id, ticket, last_event_id).await;
+        assert_eq!(res.status(), StatusCode::OK, "events");
+        assert_eq!(res.headers()[CONTENT_TYPE], "text/event-stream");
+        SseStream::new(res)
+    }
+
+    /// A code of `site` redeemed by a fresh agent: `(created, agent token, redeemed)`.
+    pub async fn authorizing(&self, site: &str) -> (CreateCodeResponse, String, RedeemResponse) {
+        let created = self.create(site).await;
+        let (_, token) = self.add_agent(site, "Dana").await;
+        let redeemed = self.redeem(&token, &created.code).await;
+        (created, token, redeemed)
     }
 
     /// `POST /v1/codes` for `site`, expecting success.
@@ -184,4 +340,106 @@ pub async fn assert_refused(res: Response, code: ErrorCode) -> String {
     assert_eq!(body.error, code, "{}", body.message);
     assert!(!body.message.is_empty());
     body.message
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn status(&self) -> SessionStatus {
+        serde_json::from_str(&self.data).expect("event data is a SessionStatus")
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.id
+            .as_deref()
+            .expect("event has an id")
+            .parse()
+            .unwrap()
+    }
+}
+
+/// Reads an event stream as a browser would, block by block.
+pub struct SseStream {
+    res: Response,
+    buf: String,
+    /// The last `retry:` the server sent, in milliseconds.
+    pub retry: Option<u64>,
+    /// How many comment lines (keep-alives) were seen.
+    pub comments: usize,
+}
+
+impl SseStream {
+    pub fn new(res: Response) -> Self {
+        Self {
+            res,
+            buf: String::new(),
+            retry: None,
+            comments: 0,
+        }
+    }
+
+    /// The next event; `None` when the server closed the stream. Fails the
+    /// test if nothing comes within ten seconds.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        self.next_within(Duration::from_secs(10))
+            .await
+            .expect("an event or the end of the stream within 10 s")
+    }
+
+    /// The next event, or `Err(())` if none came within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<SseEvent>, ()> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    id: None,
+                    event: None,
+                    data: String::new(),
+                };
+                let mut has_data = false;
+                for line in block.lines() {
+                    if line.starts_with(':') {
+                        self.comments += 1;
+                        continue;
+                    }
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "id" => event.id = Some(value.to_owned()),
+                        "event" => event.event = Some(value.to_owned()),
+                        "retry" => self.retry = value.parse().ok(),
+                        "data" => {
+                            if has_data {
+                                event.data.push('\n');
+                            }
+                            event.data.push_str(value);
+                            has_data = true;
+                        }
+                        _ => {}
+                    }
+                }
+                if has_data {
+                    return Ok(Some(event));
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.res.chunk()).await {
+                Err(_) => return Err(()),
+                Ok(Ok(Some(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(Ok(None)) => return Ok(None),
+                Ok(Err(e)) => panic!("stream failed: {e}"),
+            }
+        }
+    }
+
+    /// Asserts that the server closes the stream without another event.
+    pub async fn assert_closed(&mut self) {
+        assert_eq!(self.next().await, None, "the stream should have closed");
+    }
 }

@@ -1,5 +1,6 @@
 //! The widget's controller: the code's life (requested, live, expired,
-//! withdrawn), the UI components that show it, and the events the page sees.
+//! withdrawn), the session that follows it (see `session`), the UI
+//! components that show both, and the events the page sees.
 //!
 //! State lives in one `Rc<RefCell<Inner>>`. Borrows are short and never held
 //! while page code runs: events are collected under the borrow and delivered
@@ -9,14 +10,21 @@
 //! widget lives as long as the page does even if the page drops its handle;
 //! `destroy()` drops the UI and so breaks that cycle.
 
+mod saved;
+mod session;
+
 use crate::client::BrokerClient;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::{Emission, Emitter};
+use crate::stream::SessionStream;
 use crate::ui::code_modal::{now, Action, CodeModal};
+use crate::ui::consent_prompt::ConsentPrompt;
 use crate::ui::footer_link::FooterLink;
-use crate::ui::{dom, Host};
-use agent_assist_protocol::{CreateCodeRequest, CreateCodeResponse};
+use crate::ui::indicator::Indicator;
+use crate::ui::Host;
+use agent_assist_protocol::{CreateCodeRequest, CreateCodeResponse, EndReason};
+use agent_assist_web::dom;
 use gloo_timers::callback::Timeout;
 use js_sys::{Function, Object, Reflect};
 use std::cell::RefCell;
@@ -46,6 +54,15 @@ struct Inner {
     /// Where focus was before the modal opened, when the link was not used.
     return_focus: Option<Element>,
     destroyed: bool,
+    /// The session being followed, from its code's creation to its end.
+    session: Option<session::Tracked>,
+    stream: Option<SessionStream>,
+    /// Reconnects the stream a little later after a failed attempt.
+    retry_stream: Option<Timeout>,
+    consent: Option<ConsentPrompt>,
+    indicator: Option<Indicator>,
+    /// Takes the "session ended" indicator away a few seconds after the end.
+    linger: Option<Timeout>,
 }
 
 enum CodeState {
@@ -96,6 +113,12 @@ impl Widget {
             waiters: Vec::new(),
             return_focus: None,
             destroyed: false,
+            session: None,
+            stream: None,
+            retry_stream: None,
+            consent: None,
+            indicator: None,
+            linger: None,
         }))))
     }
 
@@ -134,17 +157,34 @@ impl Widget {
                 let _ = this.open();
             }));
         }
-        inner.host.as_ref().ok_or(Error::Destroyed)?.mount(&parent)
+        inner
+            .host
+            .as_ref()
+            .ok_or(Error::Destroyed)?
+            .mount(&parent)?;
+        // Moving the host takes open dialogs and the indicator out of the
+        // top layer; put them back.
+        if let Some(modal) = inner.modal.as_ref() {
+            modal.reopen();
+        }
+        if let Some(consent) = inner.consent.as_ref() {
+            consent.reopen();
+        }
+        if let Some(indicator) = inner.indicator.as_ref() {
+            indicator.reopen();
+        }
+        Ok(())
     }
 
     /// Opens the modal and asks for a code unless a live one is at hand.
     pub fn open(&self) -> Result<()> {
         let mut inner = self.live()?;
-        inner.ensure_host()?;
-        if inner.host.as_ref().is_some_and(|h| !h.is_mounted()) {
-            let body = inner.doc.body().ok_or(Error::NoDocument)?;
-            inner.host.as_ref().ok_or(Error::Destroyed)?.mount(&body)?;
+        if inner.session.as_ref().is_some_and(|s| !s.is_pending()) {
+            // A session is already past its code (consent asked, or active):
+            // the prompt or the indicator is what the visitor needs.
+            return Ok(());
         }
+        inner.ensure_mounted()?;
         if inner.modal.as_ref().is_some_and(CodeModal::is_open) {
             return Ok(());
         }
@@ -171,30 +211,27 @@ impl Widget {
         } else {
             inner.doc.active_element()
         };
-        let deadline = match &inner.code {
+        let shown = match &inner.code {
             CodeState::Live(live) => Some((live.response.code.clone(), live.deadline)),
             _ => None,
         };
         let modal = inner.modal.as_mut().ok_or(Error::Destroyed)?;
         modal.open();
-        match deadline {
-            Some((code, deadline)) => {
-                modal.show_code(&code, deadline);
-                Ok(())
-            }
+        match shown {
+            Some((code, deadline)) => modal.show_code(&code, deadline),
             None => {
                 drop(inner);
                 self.request();
-                Ok(())
             }
         }
+        Ok(())
     }
 
     /// Closes the modal and withdraws the code at the broker.
     pub fn close(&self) -> Result<()> {
-        let emission = {
+        let emissions = {
             let mut inner = self.live()?;
-            let emission = inner.withdraw();
+            let emissions = inner.withdraw();
             let was_open = inner.modal.as_mut().is_some_and(|modal| {
                 let open = modal.is_open();
                 modal.close();
@@ -207,20 +244,16 @@ impl Widget {
                     dom::focus(&target);
                 }
             }
-            emission
+            emissions
         };
-        if let Some(e) = emission {
-            e.deliver();
-        }
+        deliver(emissions);
         Ok(())
     }
 
     /// Withdraws the live code (if any) without touching the UI's open state.
     pub fn cancel_code(&self) -> Result<()> {
-        let emission = self.live()?.withdraw();
-        if let Some(e) = emission {
-            e.deliver();
-        }
+        let emissions = self.live()?.withdraw();
+        deliver(emissions);
         Ok(())
     }
 
@@ -310,6 +343,9 @@ impl Widget {
         match result {
             Ok(response) => {
                 let deadline = now() + f64::from(response.expires_in) * 1000.0;
+                let ticket = response.stream_ticket.clone();
+                let session_id = response.session_id.clone();
+                inner.start_session(&response);
                 let live = Live { response, deadline };
                 let value = live.to_js();
                 let this = self.clone();
@@ -321,6 +357,7 @@ impl Widget {
                 inner.code = CodeState::Live(live);
                 let emission = inner.emission("code.created", value.clone());
                 drop(inner);
+                self.follow(&session_id, &ticket, None);
                 for (resolve, _) in waiters {
                     let _ = resolve.call1(&JsValue::NULL, &value);
                 }
@@ -351,7 +388,7 @@ impl Widget {
     }
 
     fn expire(&self, generation: u32) {
-        let emission = {
+        let emissions = {
             let mut inner = self.0.borrow_mut();
             if inner.destroyed || inner.generation != generation {
                 return;
@@ -367,33 +404,44 @@ impl Widget {
             if let Some(modal) = inner.modal.as_mut() {
                 modal.show_expired();
             }
-            inner.emission(
+            let mut out = vec![inner.emission(
                 "code.expired",
                 object(&[("sessionId", session_id.as_str().into())]),
-            )
+            )];
+            out.extend(inner.end_session(EndReason::PendingTimeout));
+            out
         };
-        emission.deliver();
+        deliver(emissions);
     }
 
     /// Removes everything the widget added to the page and withdraws its code.
     pub fn destroy(&self) {
-        let (ui, emission) = {
+        let (ui, emissions) = {
             let Ok(mut inner) = self.0.try_borrow_mut() else {
                 return;
             };
             if inner.destroyed {
                 return;
             }
-            let emission = inner.withdraw();
+            let emissions = inner.withdraw();
             inner.destroyed = true;
             inner.events.clear();
+            inner.stream = None;
+            inner.retry_stream = None;
+            inner.linger = None;
             // Dropped after the borrow ends: their Drop impls remove nodes
             // and listeners, and the listeners hold clones of this widget.
-            let ui = (inner.modal.take(), inner.link.take(), inner.host.take());
-            (ui, emission)
+            let ui = (
+                inner.consent.take(),
+                inner.indicator.take(),
+                inner.modal.take(),
+                inner.link.take(),
+                inner.host.take(),
+            );
+            (ui, emissions)
         };
         drop(ui);
-        drop(emission);
+        drop(emissions);
     }
 }
 
@@ -409,25 +457,37 @@ impl Inner {
         Ok(())
     }
 
+    /// The host exists and is in the page (at the end of `<body>` if the
+    /// site has not mounted the footer link).
+    fn ensure_mounted(&mut self) -> Result<()> {
+        self.ensure_host()?;
+        let host = self.host.as_ref().ok_or(Error::Destroyed)?;
+        if !host.is_mounted() {
+            let body = self.doc.body().ok_or(Error::NoDocument)?;
+            host.mount(&body)?;
+        }
+        Ok(())
+    }
+
     /// Forgets the current code or request; a live code is cancelled at the
-    /// broker. Returns the `code.cancelled` event to deliver, if any.
-    fn withdraw(&mut self) -> Option<Emission> {
+    /// broker. Returns the events to deliver.
+    fn withdraw(&mut self) -> Vec<Emission> {
         self.generation = self.generation.wrapping_add(1);
         self.expiry = None;
         let waiters = std::mem::take(&mut self.waiters);
         for (_, reject) in waiters {
-            let _ = reject.call1(
-                &JsValue::NULL,
-                &JsValue::from(Error::Js("the code request was cancelled".into())),
-            );
+            let cancelled = Error::Js("the code request was cancelled".into());
+            let _ = reject.call1(&JsValue::NULL, &JsValue::from(cancelled));
         }
         match std::mem::replace(&mut self.code, CodeState::Idle) {
             CodeState::Live(live) => {
                 spawn_cancel(&self.client, &live.response);
                 let detail = object(&[("sessionId", live.response.session_id.as_str().into())]);
-                Some(self.emission("code.cancelled", detail))
+                let mut out = vec![self.emission("code.cancelled", detail)];
+                out.extend(self.end_session(EndReason::DeviceCancelled));
+                out
             }
-            _ => None,
+            _ => Vec::new(),
         }
     }
 
@@ -436,6 +496,12 @@ impl Inner {
             listeners: self.events.listeners(event),
             detail,
         }
+    }
+}
+
+fn deliver(emissions: Vec<Emission>) {
+    for e in emissions {
+        e.deliver();
     }
 }
 

@@ -1,0 +1,172 @@
+//! [`AppState`]: what every request handler, timer and the sweep can reach,
+//! and the few operations that must always go together — a state change is
+//! committed by the store, then published on the hub, then (on redemption)
+//! its consent timer is armed. Routes call these rather than the store, so
+//! no change is ever left unannounced.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::hub::{Hub, LocalHub};
+use crate::secrets::{hash_token, new_stream_ticket, STREAM_TICKET_TTL_SECS};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Change, Session, SessionEvent, SessionUpdate, Store, StoreError};
+use crate::timers;
+
+/// What every request handler can reach. Cloning is cheap (a few `Arc`s).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub hub: Arc<dyn Hub>,
+    /// Set to `true` when the broker begins to shut down: event streams and
+    /// timers watch it and end, so a graceful shutdown does not wait for
+    /// streams that would otherwise stay open for as long as a session.
+    closing: Arc<watch::Sender<bool>>,
+    /// Static pages served at `/`, if any.
+    pub www_dir: Option<PathBuf>,
+    /// The script-tag bundle served at `/sdk/`, if any.
+    pub sdk_dir: Option<PathBuf>,
+    /// Integration examples served at `/examples/`, if any (the demo's).
+    pub examples_dir: Option<PathBuf>,
+}
+
+impl AppState {
+    /// State over any store, with the in-process hub.
+    pub fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            config: Arc::new(config),
+            store,
+            clock,
+            hub: Arc::new(LocalHub::new()),
+            closing: Arc::new(watch::channel(false).0),
+            www_dir: None,
+            sdk_dir: None,
+            examples_dir: None,
+        }
+    }
+
+    /// State over the SQLite file at `db_path`, created if it does not exist.
+    pub fn open(config: Config, db_path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let store = SqliteStore::open(db_path)?;
+        Ok(Self::new(config, Arc::new(store), clock))
+    }
+
+    /// Announces events on `hub` instead of the in-process one.
+    #[must_use]
+    pub fn with_hub(mut self, hub: Arc<dyn Hub>) -> Self {
+        self.hub = hub;
+        self
+    }
+
+    /// Also serve the static pages in `dir` at `/`.
+    #[must_use]
+    pub fn with_www(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.www_dir = Some(dir.into());
+        self
+    }
+
+    /// Also serve the script-tag bundle in `dir` at `/sdk/`.
+    #[must_use]
+    pub fn with_sdk(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.sdk_dir = Some(dir.into());
+        self
+    }
+
+    /// Also serve the integration examples in `dir` at `/examples/`.
+    #[must_use]
+    pub fn with_examples(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.examples_dir = Some(dir.into());
+        self
+    }
+
+    /// The id of the session holding `code` for `site_key`, if the code is
+    /// live now (by this state's clock).
+    pub async fn find_live_code(
+        &self,
+        site_key: &str,
+        code: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.store
+            .find_live_code(site_key, code, self.clock.now_ms())
+            .await
+    }
+
+    /// The session with this id as it is now, any due timeout applied (and
+    /// announced).
+    pub async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let update = self.store.session(id, self.clock.now_ms()).await?;
+        Ok(update.map(|u| {
+            self.publish(&u.events);
+            u.session
+        }))
+    }
+
+    /// Applies `change` to the session (see [`Store::apply`]), announces what
+    /// was committed, and arms the consent timer when the session has just
+    /// entered `authorizing`.
+    pub async fn apply(
+        &self,
+        id: &str,
+        change: Change,
+    ) -> Result<Option<SessionUpdate>, StoreError> {
+        let redeem = matches!(change, Change::Redeem { .. });
+        let update = self.store.apply(id, change, self.clock.now_ms()).await?;
+        if let Some(u) = &update {
+            self.publish(&u.events);
+            if redeem && u.refused.is_none() {
+                if let Some(deadline) = u.session.consent_expires_at {
+                    timers::arm_consent_timer(self, u.session.id.clone(), deadline);
+                }
+            }
+        }
+        Ok(update)
+    }
+
+    /// Applies every timeout that is due now (by this state's clock), and
+    /// forgets expired tickets and old failures; returns the events. The
+    /// broker runs this periodically; tests call it after moving the clock.
+    pub async fn sweep(&self) -> Result<Vec<SessionEvent>, StoreError> {
+        let events = self.store.sweep_expired(self.clock.now_ms()).await?;
+        self.publish(&events);
+        self.hub.prune();
+        Ok(events)
+    }
+
+    /// A new stream ticket for the session; returns it in clear (the store
+    /// keeps its hash) with its lifetime in seconds.
+    pub async fn issue_ticket(&self, session_id: &str) -> Result<String, StoreError> {
+        let ticket = new_stream_ticket();
+        let expires_at = self.clock.now_ms() + u64::from(STREAM_TICKET_TTL_SECS) * 1000;
+        self.store
+            .create_ticket(session_id, hash_token(&ticket), expires_at)
+            .await?;
+        Ok(ticket)
+    }
+
+    /// Announces committed events.
+    pub fn publish(&self, events: &[SessionEvent]) {
+        for event in events {
+            self.hub.publish(event);
+        }
+    }
+
+    /// Tells streams and timers that the broker is shutting down.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Completes once [`AppState::close`] has been called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            // An error means the sender is gone, which is closing too.
+            let _ = closing.wait_for(|c| *c).await;
+        }
+    }
+}

@@ -1,0 +1,692 @@
+//! DOM behaviour in headless Chromium (wasm-bindgen-test): the code boxes
+//! (typing, paste, Backspace, arrows, auto-submit, busy, reject, lock), the
+//! sign-in form, the session panel's states and its handling of untrusted
+//! visitor data, and the console against a broker that is not there.
+//!
+//! Only a broker that is not there (`127.0.0.1:9`, the discard port) is
+//! used here; the real broker is exercised by the Playwright suite.
+
+use crate::app::{App, TOKEN_KEY};
+use crate::code_entry::CodeEntry;
+use crate::session_panel::{PanelAction, SessionPanel};
+use crate::sign_in::SignIn;
+use crate::text::say;
+use agent_assist_protocol::{EndReason, SessionState, SessionStatus, VisitorView};
+use gloo_timers::future::TimeoutFuture;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+use web_sys::{
+    ClipboardEvent, ClipboardEventInit, DataTransfer, Document, Element, HtmlElement,
+    HtmlInputElement, InputEvent, InputEventInit, KeyboardEvent, KeyboardEventInit,
+};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const NOWHERE: &str = "http://127.0.0.1:9";
+
+fn doc() -> Document {
+    web_sys::window().unwrap().document().unwrap()
+}
+
+/// A fresh container in the body, so tests do not see each other's nodes.
+fn container() -> Element {
+    let div = doc().create_element("div").unwrap();
+    doc().body().unwrap().append_child(&div).unwrap();
+    div
+}
+
+fn mount(parent: &Element, child: &Element) {
+    parent.append_child(child).unwrap();
+}
+
+fn q(root: &Element, selector: &str) -> Element {
+    root.query_selector(selector)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no `{selector}`"))
+}
+
+fn text(e: &Element) -> String {
+    e.text_content().unwrap_or_default()
+}
+
+fn boxes(root: &Element) -> Vec<HtmlInputElement> {
+    let list = root.query_selector_all("input.digit").unwrap();
+    (0..list.length())
+        .map(|i| list.item(i).unwrap().unchecked_into())
+        .collect()
+}
+
+fn values(boxes: &[HtmlInputElement]) -> String {
+    boxes
+        .iter()
+        .map(|b| match b.value().as_str() {
+            "" => "_".to_owned(),
+            v => v.to_owned(),
+        })
+        .collect()
+}
+
+fn focused() -> Option<Element> {
+    doc().active_element()
+}
+
+fn is_focused(e: &Element) -> bool {
+    focused().as_ref() == Some(e)
+}
+
+fn key(target: &Element, key: &str) {
+    let init = KeyboardEventInit::new();
+    init.set_key(key);
+    init.set_bubbles(true);
+    init.set_cancelable(true);
+    let e = KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
+    target.dispatch_event(&e).unwrap();
+}
+
+fn paste(target: &Element, clip: &str) {
+    let data = DataTransfer::new().unwrap();
+    data.set_data("text/plain", clip).unwrap();
+    let init = ClipboardEventInit::new();
+    init.set_clipboard_data(Some(&data));
+    init.set_bubbles(true);
+    init.set_cancelable(true);
+    let e = ClipboardEvent::new_with_event_init_dict("paste", &init).unwrap();
+    target.dispatch_event(&e).unwrap();
+}
+
+/// What a virtual keyboard does: the character lands in the box, then `input`.
+fn soft_type(target: &HtmlInputElement, data: &str) {
+    target.set_value(&[target.value().as_str(), data].concat());
+    let init = InputEventInit::new();
+    init.set_data(Some(data));
+    init.set_input_type("insertText");
+    init.set_bubbles(true);
+    let e = InputEvent::new_with_event_init_dict("input", &init).unwrap();
+    target.dispatch_event(&e).unwrap();
+}
+
+/// Lets the console handle what was just posted (its messages are handled
+/// in a microtask), but not yet any network answer.
+async fn microtask() {
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&wasm_bindgen::JsValue::NULL))
+        .await
+        .unwrap();
+}
+
+/// Waits until `cond` holds (at most 5 s), for things the network decides.
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        TimeoutFuture::new(10).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+type Submitted = Rc<RefCell<Vec<String>>>;
+
+fn code_entry() -> (Element, CodeEntry, Submitted) {
+    let root = container();
+    let submitted: Submitted = Rc::default();
+    let s = submitted.clone();
+    let entry = CodeEntry::new(&doc(), Rc::new(move |code| s.borrow_mut().push(code)));
+    mount(&root, entry.element());
+    (root, entry, submitted)
+}
+
+#[wasm_bindgen_test]
+fn code_boxes_are_six_labelled_numeric_fields_in_a_named_group_of_three_and_three() {
+    let (root, _entry, _) = code_entry();
+    let b = boxes(&root);
+    assert_eq!(b.len(), 6);
+    for (i, input) in b.iter().enumerate() {
+        assert_eq!(input.get_attribute("inputmode").as_deref(), Some("numeric"));
+        let label = format!("Digit {} of 6", i + 1);
+        assert_eq!(input.get_attribute("aria-label"), Some(label));
+    }
+    assert_eq!(root.query_selector_all(".digit-group").unwrap().length(), 2);
+    assert_eq!(
+        root.query_selector_all(".digit-group:first-child input.digit")
+            .unwrap()
+            .length(),
+        3
+    );
+    assert_eq!(text(&q(&root, "fieldset legend")), "Support code");
+    let connect = q(&root, "button[type=submit]");
+    assert_eq!(text(&connect), "Connect");
+    assert_eq!(
+        q(&root, ".alert").get_attribute("role").as_deref(),
+        Some("alert")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn typing_digits_fills_the_boxes_and_the_sixth_submits() {
+    let (root, entry, submitted) = code_entry();
+    let b = boxes(&root);
+    entry.focus_first();
+    assert!(is_focused(&b[0]));
+    for (i, d) in ["1", "2", "3", "4", "5"].iter().enumerate() {
+        key(&b[i], d);
+        assert!(
+            is_focused(&b[i + 1]),
+            "focus moves on after digit {}",
+            i + 1
+        );
+    }
+    assert_eq!(values(&b), "12345_");
+    assert!(
+        submitted.borrow().is_empty(),
+        "no submit before the sixth digit"
+    );
+    key(&b[5], "6");
+    assert_eq!(values(&b), "123456");
+    assert_eq!(*submitted.borrow(), vec!["123456".to_owned()]);
+}
+
+#[wasm_bindgen_test]
+fn non_digits_are_ignored() {
+    let (root, entry, _) = code_entry();
+    let b = boxes(&root);
+    entry.focus_first();
+    for k in ["a", " ", "-", "é", "+"] {
+        key(&b[0], k);
+    }
+    assert_eq!(values(&b), "______");
+    assert!(is_focused(&b[0]));
+    // A virtual keyboard that lets a letter in: it is taken out again.
+    soft_type(&b[0], "x");
+    assert_eq!(b[0].value(), "");
+}
+
+#[wasm_bindgen_test]
+fn input_without_a_key_event_is_handled_too() {
+    let (root, entry, _) = code_entry();
+    let b = boxes(&root);
+    entry.focus_first();
+    soft_type(&b[0], "7");
+    assert_eq!(values(&b), "7_____");
+    assert!(is_focused(&b[1]));
+    // Typing over a digit replaces it rather than adding a second one.
+    soft_type(&b[0], "8");
+    assert_eq!(values(&b), "8_____");
+}
+
+#[wasm_bindgen_test]
+fn backspace_clears_then_moves_back_across_boxes() {
+    let (root, entry, _) = code_entry();
+    let b = boxes(&root);
+    entry.focus_first();
+    for (i, d) in ["4", "5", "6"].iter().enumerate() {
+        key(&b[i], d);
+    }
+    assert!(is_focused(&b[3]));
+    // Box 4 is empty: Backspace clears box 3 and moves there.
+    key(&b[3], "Backspace");
+    assert_eq!(values(&b), "45____");
+    assert!(is_focused(&b[2]));
+    // Box 3 is now empty too: the next one goes back to box 2.
+    key(&b[2], "Backspace");
+    assert_eq!(values(&b), "4_____");
+    assert!(is_focused(&b[1]));
+    // A box with a digit is cleared in place.
+    b[0].focus().unwrap();
+    key(&b[0], "Backspace");
+    assert_eq!(values(&b), "______");
+    assert!(is_focused(&b[0]));
+    // Nothing before the first box.
+    key(&b[0], "Backspace");
+    assert!(is_focused(&b[0]));
+}
+
+#[wasm_bindgen_test]
+fn arrows_home_and_end_move_between_boxes() {
+    let (root, entry, _) = code_entry();
+    let b = boxes(&root);
+    entry.focus_first();
+    key(&b[0], "ArrowRight");
+    assert!(is_focused(&b[1]));
+    key(&b[1], "ArrowRight");
+    key(&b[2], "ArrowRight");
+    assert!(is_focused(&b[3]));
+    key(&b[3], "ArrowLeft");
+    assert!(is_focused(&b[2]));
+    key(&b[2], "End");
+    assert!(is_focused(&b[5]));
+    key(&b[5], "ArrowRight");
+    assert!(is_focused(&b[5]));
+    key(&b[5], "Home");
+    assert!(is_focused(&b[0]));
+    key(&b[0], "ArrowLeft");
+    assert!(is_focused(&b[0]));
+}
+
+#[wasm_bindgen_test]
+fn a_code_pasted_into_any_box_fills_all_six_and_submits() {
+    for (clip, into) in [
+        ("123456", 0),
+        ("123 456", 3),
+        ("123-456", 4),
+        ("  987 654 ", 5),
+    ] {
+        let (root, _entry, submitted) = code_entry();
+        let b = boxes(&root);
+        b[into].focus().unwrap();
+        paste(&b[into], clip);
+        let digits: String = clip.chars().filter(char::is_ascii_digit).collect();
+        assert_eq!(values(&b), digits, "{clip:?} pasted into box {}", into + 1);
+        assert_eq!(*submitted.borrow(), vec![digits], "{clip:?}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn a_partial_paste_fills_from_the_box_and_a_non_code_is_refused() {
+    let (root, _entry, submitted) = code_entry();
+    let b = boxes(&root);
+    b[2].focus().unwrap();
+    paste(&b[2], "12");
+    assert_eq!(values(&b), "__12__");
+    assert!(is_focused(&b[4]));
+    paste(&b[4], "hello");
+    assert_eq!(values(&b), "__12__");
+    assert_eq!(text(&q(&root, "[role=alert]")), say::BAD_PASTE);
+    assert!(submitted.borrow().is_empty());
+}
+
+#[wasm_bindgen_test]
+fn connect_with_missing_digits_points_at_the_gap() {
+    let (root, _entry, submitted) = code_entry();
+    let b = boxes(&root);
+    b[0].focus().unwrap();
+    paste(&b[0], "123");
+    q(&root, "button[type=submit]")
+        .unchecked_into::<HtmlElement>()
+        .click();
+    assert!(submitted.borrow().is_empty());
+    assert_eq!(text(&q(&root, "[role=alert]")), say::CODE_INCOMPLETE);
+    assert!(is_focused(&b[3]));
+}
+
+#[wasm_bindgen_test]
+fn while_connecting_the_boxes_are_disabled_and_a_status_says_so() {
+    let (root, entry, _) = code_entry();
+    let b = boxes(&root);
+    paste(&b[0], "123456");
+    entry.set_busy(true);
+    assert!(q(&root, "fieldset").has_attribute("disabled"));
+    assert!(b.iter().all(|b| b.matches(":disabled").unwrap()));
+    assert_eq!(text(&q(&root, "[role=status]")), "Connecting\u{2026}");
+    entry.set_busy(false);
+    assert!(b.iter().all(|b| !b.matches(":disabled").unwrap()));
+    assert_eq!(text(&q(&root, "[role=status]")), "");
+}
+
+#[wasm_bindgen_test]
+fn a_rejected_code_is_cleared_with_a_message_and_focus_back_on_the_first_box() {
+    let (root, entry, _) = code_entry();
+    let b = boxes(&root);
+    paste(&b[0], "123456");
+    entry.set_busy(true);
+    entry.reject(&crate::text::no_such_code("123456"));
+    assert_eq!(values(&b), "______");
+    assert_eq!(
+        text(&q(&root, "[role=alert]")),
+        "No live code matches 123 456. Check the digits with the visitor."
+    );
+    assert!(is_focused(&b[0]));
+    // Typing again clears the message.
+    key(&b[0], "9");
+    assert_eq!(text(&q(&root, "[role=alert]")), "");
+}
+
+#[wasm_bindgen_test]
+async fn the_lock_disables_the_boxes_counts_down_and_lifts_by_itself() {
+    let (root, entry, _) = code_entry();
+    let b = boxes(&root);
+    entry.lock(1);
+    assert!(b.iter().all(|b| b.matches(":disabled").unwrap()));
+    assert!(q(&root, "button[type=submit]")
+        .matches(":disabled")
+        .unwrap());
+    assert_eq!(
+        text(&q(&root, "[role=alert]")),
+        "Too many wrong codes. Try again in 1 s."
+    );
+    let note = q(&root, ".lock-note");
+    assert!(!note.has_attribute("hidden"));
+    assert_eq!(text(&note), "Code entry unlocks in 0:01");
+    until("the lock to lift", || !b[0].matches(":disabled").unwrap()).await;
+    assert_eq!(text(&q(&root, "[role=alert]")), "");
+    assert!(note.has_attribute("hidden"));
+    assert_eq!(text(&q(&root, "[role=status]")), say::UNLOCKED);
+    assert!(is_focused(&b[0]));
+}
+
+#[wasm_bindgen_test]
+async fn dropping_a_locked_card_removes_it_and_cancels_its_timers() {
+    let (root, entry, _) = code_entry();
+    entry.lock(1);
+    drop(entry);
+    assert_eq!(root.child_element_count(), 0);
+    // Had the timers survived, unlocking would now touch dropped state.
+    TimeoutFuture::new(1100).await;
+}
+
+fn sign_in() -> (Element, SignIn, Submitted) {
+    let root = container();
+    let submitted: Submitted = Rc::default();
+    let s = submitted.clone();
+    let form = SignIn::new(&doc(), Rc::new(move |t| s.borrow_mut().push(t)));
+    mount(&root, form.element());
+    (root, form, submitted)
+}
+
+#[wasm_bindgen_test]
+fn sign_in_has_a_labelled_password_field_and_refuses_an_empty_one() {
+    let (root, form, submitted) = sign_in();
+    let input: HtmlInputElement = q(&root, "input").unchecked_into();
+    assert_eq!(input.type_(), "password");
+    let label = q(&root, "label");
+    assert!(label.contains(Some(&input)));
+    assert_eq!(text(&label), "Agent token");
+
+    form.focus();
+    input.set_value("   ");
+    q(&root, "button[type=submit]")
+        .unchecked_into::<HtmlElement>()
+        .click();
+    assert!(submitted.borrow().is_empty());
+    assert_eq!(text(&q(&root, "[role=alert]")), say::TOKEN_EMPTY);
+
+    input.set_value("  aat_secret \n");
+    q(&root, "button[type=submit]")
+        .unchecked_into::<HtmlElement>()
+        .click();
+    assert_eq!(*submitted.borrow(), vec!["aat_secret".to_owned()]);
+    form.set_busy(true);
+    assert!(input.disabled());
+    assert_eq!(text(&q(&root, "button")), say::SIGNING_IN);
+    form.show_error("nope");
+    assert!(!input.disabled());
+    assert_eq!(text(&q(&root, "[role=alert]")), "nope");
+}
+
+const HOSTILE: &str = "<img src=x onerror=\"window.__pwned=1\">";
+
+fn status(state: SessionState, end_reason: Option<EndReason>) -> SessionStatus {
+    SessionStatus {
+        session_id: "ses_1".into(),
+        state,
+        end_reason,
+        expires_at: 0,
+        agent: None,
+        consent_expires_at: None,
+    }
+}
+
+type Actions = Rc<RefCell<Vec<PanelAction>>>;
+
+fn panel(visitor: VisitorView) -> (Element, SessionPanel, Actions) {
+    let root = container();
+    let actions: Actions = Rc::default();
+    let a = actions.clone();
+    let panel = SessionPanel::new(
+        &doc(),
+        "ses_1",
+        &visitor,
+        Rc::new(move |x| a.borrow_mut().push(x)),
+    );
+    mount(&root, panel.element());
+    (root, panel, actions)
+}
+
+#[wasm_bindgen_test]
+fn visitor_data_is_shown_as_text_never_as_html() {
+    let (root, _panel, _) = panel(VisitorView {
+        display_name: HOSTILE.into(),
+        name: Some(HOSTILE.into()),
+        email: Some("<b>x</b>@example.com".into()),
+    });
+    assert_eq!(text(&q(&root, ".visitor-name")), HOSTILE);
+    let fields = root.query_selector_all("dd.visitor-field").unwrap();
+    assert_eq!(fields.length(), 2);
+    assert_eq!(fields.item(0).unwrap().text_content().unwrap(), HOSTILE);
+    assert_eq!(
+        fields.item(1).unwrap().text_content().unwrap(),
+        "<b>x</b>@example.com"
+    );
+    assert!(root.query_selector("img, b").unwrap().is_none());
+}
+
+#[wasm_bindgen_test]
+fn a_visitor_without_name_or_email_shows_only_the_display_name() {
+    let (root, _panel, _) = panel(VisitorView {
+        display_name: "Web User - 03/14 15:09".into(),
+        name: None,
+        email: None,
+    });
+    assert_eq!(text(&q(&root, ".visitor-name")), "Web User - 03/14 15:09");
+    assert_eq!(
+        root.query_selector_all("dd.visitor-field")
+            .unwrap()
+            .length(),
+        0
+    );
+}
+
+#[wasm_bindgen_test]
+fn the_panel_follows_the_session_to_its_end() {
+    let (root, panel, actions) = panel(VisitorView {
+        display_name: "Jo".into(),
+        name: None,
+        email: None,
+    });
+    let status_el = q(&root, "[role=status]");
+    let end = q(&root, "button.danger");
+    let new_code = q(&root, "button.primary");
+
+    let mut waiting = status(SessionState::Authorizing, None);
+    waiting.consent_expires_at = Some((js_sys::Date::now() + 90_000.0) as u64);
+    panel.update(&waiting);
+    assert_eq!(
+        text(&status_el),
+        "Waiting for the visitor to allow you in\u{2026}"
+    );
+    let deadline = q(&root, ".deadline");
+    assert!(!deadline.has_attribute("hidden"));
+    assert!(text(&deadline).starts_with("The request times out in 1:"));
+    assert!(!end.has_attribute("hidden"));
+    assert!(new_code.has_attribute("hidden"));
+
+    end.unchecked_ref::<HtmlElement>().click();
+    assert_eq!(*actions.borrow(), vec![PanelAction::End]);
+
+    panel.update(&status(SessionState::Active, None));
+    assert_eq!(
+        text(&status_el),
+        "Connected \u{2014} the visitor allowed you in"
+    );
+    assert!(deadline.has_attribute("hidden"));
+
+    panel.update(&status(SessionState::Ended, Some(EndReason::AgentEnded)));
+    assert_eq!(text(&status_el), "You ended the session");
+    assert!(end.has_attribute("hidden"));
+    assert!(!new_code.has_attribute("hidden"));
+    assert!(is_focused(&new_code));
+
+    // A late, older state does not bring the session back.
+    panel.update(&status(SessionState::Active, None));
+    assert_eq!(text(&status_el), "You ended the session");
+
+    new_code.unchecked_ref::<HtmlElement>().click();
+    assert_eq!(
+        *actions.borrow(),
+        vec![PanelAction::End, PanelAction::NewCode]
+    );
+}
+
+#[wasm_bindgen_test]
+fn each_end_reason_reads_as_its_own_sentence() {
+    for (reason, sentence) in [
+        (EndReason::ConsentDenied, "The visitor denied the request"),
+        (
+            EndReason::AuthorizingTimeout,
+            "The visitor didn't answer in time",
+        ),
+        (EndReason::DeviceCancelled, "The visitor cancelled"),
+        (EndReason::DeviceEnded, "The visitor ended the session"),
+        (EndReason::AgentEnded, "You ended the session"),
+    ] {
+        let (root, panel, _) = panel(VisitorView {
+            display_name: "Jo".into(),
+            name: None,
+            email: None,
+        });
+        panel.update(&status(SessionState::Authorizing, None));
+        panel.update(&status(SessionState::Ended, Some(reason)));
+        assert_eq!(text(&q(&root, "[role=status]")), sentence);
+    }
+}
+
+#[wasm_bindgen_test]
+fn dropping_the_panel_removes_it() {
+    let (root, panel, _) = panel(VisitorView {
+        display_name: "Jo".into(),
+        name: None,
+        email: None,
+    });
+    let mut waiting = status(SessionState::Authorizing, None);
+    waiting.consent_expires_at = Some((js_sys::Date::now() + 90_000.0) as u64);
+    panel.update(&waiting);
+    drop(panel);
+    assert_eq!(root.child_element_count(), 0);
+}
+
+fn storage() -> web_sys::Storage {
+    web_sys::window()
+        .unwrap()
+        .session_storage()
+        .unwrap()
+        .unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn signing_in_against_an_unreachable_broker_says_so_and_stores_nothing() {
+    storage().remove_item(TOKEN_KEY).unwrap();
+    let root = container();
+    let _app = App::start(&root, NOWHERE.into()).unwrap();
+    let input: HtmlInputElement = q(&root, "input[type=password]").unchecked_into();
+    assert!(is_focused(&input));
+    input.set_value("aat_whatever");
+    q(&root, "button[type=submit]")
+        .unchecked_into::<HtmlElement>()
+        .click();
+    microtask().await;
+    assert!(input.disabled(), "the field is disabled while checking");
+    let alert = q(&root, "[role=alert]");
+    until("the network error", || !text(&alert).is_empty()).await;
+    assert_eq!(text(&alert), "Can't reach the broker. Try again.");
+    assert!(!input.disabled());
+    assert_eq!(storage().get_item(TOKEN_KEY).unwrap(), None);
+}
+
+#[wasm_bindgen_test]
+async fn a_stored_token_is_checked_first_and_kept_when_the_broker_is_unreachable() {
+    storage().set_item(TOKEN_KEY, "aat_stored").unwrap();
+    let root = container();
+    let _app = App::start(&root, NOWHERE.into()).unwrap();
+    assert_eq!(
+        text(&q(&root, "[role=status]")),
+        "Checking your sign-in\u{2026}"
+    );
+    until("the sign-in form", || {
+        root.query_selector("input[type=password]")
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    assert_eq!(
+        text(&q(&root, "[role=alert]")),
+        "Can't reach the broker. Try again."
+    );
+    // Not refused, only not checked: a reload may still resume it.
+    assert_eq!(
+        storage().get_item(TOKEN_KEY).unwrap().as_deref(),
+        Some("aat_stored")
+    );
+    storage().remove_item(TOKEN_KEY).unwrap();
+}
+
+#[wasm_bindgen_test]
+fn starting_again_replaces_the_console() {
+    storage().remove_item(TOKEN_KEY).unwrap();
+    let root = container();
+    let first = App::start(&root, NOWHERE.into()).unwrap();
+    let second = App::start(&root, NOWHERE.into()).unwrap();
+    drop(first);
+    assert_eq!(root.query_selector_all(".console").unwrap().length(), 1);
+    assert_eq!(root.query_selector_all("form").unwrap().length(), 1);
+    drop(second);
+}
+
+fn resource_urls(fragment: &str) -> Vec<String> {
+    let perf = web_sys::window().unwrap().performance().unwrap();
+    perf.get_entries_by_type("resource")
+        .iter()
+        .filter_map(|e| {
+            e.unchecked_into::<web_sys::PerformanceEntry>()
+                .name()
+                .into()
+        })
+        .filter(|name: &String| name.contains(fragment))
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_stream_asks_for_a_new_ticket_and_stops_when_dropped() {
+    use crate::stream::{SessionStream, StreamEvent};
+    use agent_assist_web::http::Http;
+    // The test runner's own server answers 404 to these paths: the source
+    // is refused (CLOSED), as it would be with an expired ticket.
+    let origin = web_sys::window().unwrap().location().origin().unwrap();
+    let events: Rc<RefCell<Vec<StreamEvent>>> = Rc::default();
+    let seen = events.clone();
+    let stream = SessionStream::open(
+        Http::new(origin),
+        "aat_token".into(),
+        "ses_renew".into(),
+        "tkt_first",
+        Rc::new(move |e| seen.borrow_mut().push(e)),
+    );
+    until("the stream to report the refusal", || {
+        events.borrow().contains(&StreamEvent::Live(false))
+    })
+    .await;
+    until("a request for a new ticket", || {
+        !resource_urls("/v1/sessions/ses_renew/ticket").is_empty()
+    })
+    .await;
+    assert_eq!(
+        resource_urls("/v1/sessions/ses_renew/events"),
+        vec![format!(
+            "{}/v1/sessions/ses_renew/events?ticket=tkt_first",
+            web_sys::window().unwrap().location().origin().unwrap()
+        )]
+    );
+    // The ticket request failed too; the next attempt would come after a
+    // pause. Dropping the stream cancels it.
+    drop(stream);
+    let tickets = resource_urls("/v1/sessions/ses_renew/ticket").len();
+    TimeoutFuture::new(2500).await;
+    assert_eq!(
+        resource_urls("/v1/sessions/ses_renew/ticket").len(),
+        tickets
+    );
+    assert!(!events
+        .borrow()
+        .iter()
+        .any(|e| matches!(e, StreamEvent::Status(_))));
+}

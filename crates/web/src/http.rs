@@ -1,0 +1,148 @@
+//! `fetch` calls to the broker: JSON bodies, a bearer token, a time limit,
+//! and the broker's JSON errors turned into [`FetchError`]s.
+//!
+//! JSON goes through the browser's own `JSON.stringify` / `Response.json()`
+//! with `serde-wasm-bindgen` in between, so `serde_json` is not in the wasm.
+
+use crate::js_de::from_js;
+use agent_assist_protocol::{ApiError, ErrorCode};
+use gloo_timers::callback::Timeout;
+use serde::{de::DeserializeOwned, Serialize};
+use std::cell::Cell;
+use std::rc::Rc;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, Request, RequestInit, Response};
+
+/// How long a call may take before the user is told to try again: long
+/// enough for a slow mobile network, short enough that nobody stares at a
+/// placeholder wondering whether anything is happening.
+pub const TIME_LIMIT_MS: u32 = 10_000;
+
+/// Why a call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchError {
+    /// `fetch` failed: the broker is down, unreachable, or refused CORS.
+    Network,
+    /// No answer within [`TIME_LIMIT_MS`].
+    Timeout,
+    /// The broker answered with an error.
+    Api {
+        code: ErrorCode,
+        message: String,
+        retry_after: Option<u32>,
+    },
+    /// The answer does not have the protocol's shape.
+    BadResponse,
+    /// A browser API threw unexpectedly.
+    Js(String),
+}
+
+impl From<JsValue> for FetchError {
+    fn from(value: JsValue) -> Self {
+        let text = js_sys::Reflect::get(&value, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string())
+            .unwrap_or_else(|| "unexpected browser error".into());
+        FetchError::Js(text)
+    }
+}
+
+/// A broker at a base URL (no trailing slash).
+#[derive(Clone, Debug)]
+pub struct Http {
+    base: String,
+}
+
+impl Http {
+    pub fn new(base: String) -> Self {
+        Http { base }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `method path` with an optional bearer token and JSON body; the answer
+    /// read as `T`.
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&B>,
+    ) -> Result<T, FetchError> {
+        let body = match body {
+            Some(b) => Some(serde_wasm_bindgen::to_value(b).map_err(|_| FetchError::BadResponse)?),
+            None => None,
+        };
+        let json = self.fetch_json(method, path, token, body).await?;
+        from_js(json).map_err(|_| FetchError::BadResponse)
+    }
+
+    /// The untyped part of a call, kept out of the generic one so the wasm
+    /// holds one copy of it rather than one per answer type.
+    async fn fetch_json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<JsValue>,
+    ) -> Result<JsValue, FetchError> {
+        let init = RequestInit::new();
+        init.set_method(method);
+        init.set_mode(web_sys::RequestMode::Cors);
+        init.set_credentials(web_sys::RequestCredentials::Omit);
+        let headers = web_sys::Headers::new()?;
+        if let Some(body) = body {
+            let json = js_sys::JSON::stringify(&body)?;
+            headers.set("content-type", "application/json")?;
+            init.set_body(&json);
+        }
+        if let Some(token) = token {
+            headers.set("authorization", &["Bearer ", token].concat())?;
+        }
+        init.set_headers(&headers);
+
+        let abort = AbortController::new()?;
+        init.set_signal(Some(&abort.signal()));
+        let timed_out = Rc::new(Cell::new(false));
+        let _timer = {
+            let (abort, timed_out) = (abort.clone(), timed_out.clone());
+            // Dropping `_timer` when the call finishes cancels it.
+            Timeout::new(TIME_LIMIT_MS, move || {
+                timed_out.set(true);
+                abort.abort();
+            })
+        };
+
+        let url = [self.base.as_str(), path].concat();
+        let request = Request::new_with_str_and_init(&url, &init)?;
+        let window = web_sys::window().ok_or(FetchError::Network)?;
+        let failed = |_| {
+            if timed_out.get() {
+                FetchError::Timeout
+            } else {
+                FetchError::Network
+            }
+        };
+        let response: Response = JsFuture::from(window.fetch_with_request(&request))
+            .await
+            .map_err(failed)?
+            .unchecked_into();
+        let json = match JsFuture::from(response.json()?).await {
+            Ok(json) => json,
+            Err(_) if timed_out.get() => return Err(FetchError::Timeout),
+            Err(_) => return Err(FetchError::BadResponse),
+        };
+        if response.ok() {
+            return Ok(json);
+        }
+        let err: ApiError = from_js(json).map_err(|_| FetchError::BadResponse)?;
+        Err(FetchError::Api {
+            code: err.error,
+            message: err.message,
+            retry_after: err.retry_after,
+        })
+    }
+}
