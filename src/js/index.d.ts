@@ -17,6 +17,23 @@ export interface AgentAssistStrings {
   errorNetwork?: string;
   errorServer?: string;
   retry?: string;
+  /** `{agent}` is replaced by the agent's name in the texts below. */
+  consentTitle?: string;
+  consentText?: string;
+  allow?: string;
+  deny?: string;
+  consentError?: string;
+  sharing?: string;
+  end?: string;
+  endedByAgent?: string;
+  endedByYou?: string;
+  ended?: string;
+}
+
+/** What `onConsent` is asked. */
+export interface ConsentRequest {
+  sessionId: string;
+  agentName: string;
 }
 
 export interface AgentAssistConfig {
@@ -31,7 +48,18 @@ export interface AgentAssistConfig {
   /** Default `auto` (follows `prefers-color-scheme`). */
   theme?: "auto" | "light" | "dark";
   strings?: AgentAssistStrings;
+  /** The site's own consent UI instead of ours: resolve `true` to allow. A throw or rejection denies. */
+  onConsent?: (request: ConsentRequest) => boolean | Promise<boolean>;
 }
+
+export type SessionState = "pending" | "authorizing" | "active" | "ended";
+export type EndReason =
+  | "pending_timeout"
+  | "authorizing_timeout"
+  | "device_cancelled"
+  | "consent_denied"
+  | "device_ended"
+  | "agent_ended";
 
 export interface SessionCode {
   /** Six digits, e.g. `"042917"`. */
@@ -53,6 +81,8 @@ export interface AgentAssistEvents {
   "code.created": SessionCode;
   "code.expired": { sessionId: string };
   "code.cancelled": { sessionId: string };
+  "session.updated": { sessionId: string; state: SessionState; agentName: string };
+  "session.ended": { sessionId: string; reason: EndReason };
   error: AgentAssistErrorDetail;
 }
 

@@ -7,7 +7,8 @@ const config: AgentAssistConfig = {
   broker: "https://assist.example.com",
   locale: "fr",
   theme: "dark",
-  strings: { cancel: "Plus tard", notices: ["Un", "Deux"] },
+  strings: { cancel: "Plus tard", notices: ["Un", "Deux"], consentTitle: "{agent} ?" },
+  onConsent: async ({ agentName }) => agentName.length > 0,
 };
 
 export async function start(): Promise<string> {
@@ -15,6 +16,11 @@ export async function start(): Promise<string> {
   widget.mountFooterLink("#support-link");
   widget.on("code.created", (detail: SessionCode) => console.log(detail.code, detail.expiresAt));
   widget.on("error", ({ code, message }) => console.warn(code, message));
+  widget.on("session.updated", ({ state, agentName }) => console.log(state, agentName));
+  widget.on("session.ended", ({ reason }) => {
+    const r: "agent_ended" | "device_ended" | string = reason;
+    console.log(r);
+  });
   const { code } = await widget.createSessionCode();
   widget.cancelSessionCode();
   widget.destroy();
@@ -30,3 +36,5 @@ export async function badEvent() {
   // @ts-expect-error: no such event.
   widget.on("code.create", () => {});
 }
+// @ts-expect-error: onConsent answers with a boolean.
+export const badConsent: AgentAssistConfig = { siteKey: "x", onConsent: () => "yes" };

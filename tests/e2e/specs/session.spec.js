@@ -2,7 +2,7 @@
 // consent in a separate prompt, the session runs with an indicator on every
 // page, and either side ends it. Visitor and agent are separate browser
 // contexts against one real broker.
-import { test, expect, widget, codeResponse } from "../fixtures.js";
+import { test, expect, widget, codeResponse, agentConsole } from "../fixtures.js";
 import path from "node:path";
 
 const SHOTS = path.resolve(import.meta.dirname, "../../../target/screenshots");
@@ -36,6 +36,57 @@ async function visitorGetsCode(page, broker) {
 
 const consent = (page) => page.getByRole("dialog", { name: /^Allow .* to see this page\?$/ });
 const indicator = (page) => page.locator("agent-assist-widget .indicator");
+
+/** The agent signs in to the console in its own browser context. */
+async function openConsole(browser, broker, token) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("pageerror", (err) => {
+    throw err;
+  });
+  await page.goto(broker.url + "/agent.html");
+  const c = agentConsole(page);
+  await c.token.fill(token);
+  await c.signIn.click();
+  await expect(c.digit(1)).toBeFocused();
+  return { context, page, c };
+}
+
+test("both real UIs: the agent types the code in the console, the visitor allows, both see it live, the agent ends", async ({ page, browser, broker }) => {
+  const agent = await broker.addAgent("Dana");
+  const code = await visitorGetsCode(page, broker);
+  const { context, page: agentPage, c } = await openConsole(browser, broker, agent.token);
+
+  // The agent types the six digits the visitor reads out; the sixth connects.
+  await agentPage.keyboard.type(code.code);
+  await expect(c.status).toContainText("Waiting for the visitor");
+
+  const prompt = consent(page);
+  await expect(prompt).toHaveAccessibleName("Allow Dana to see this page?");
+  await prompt.getByRole("button", { name: "Allow" }).click();
+  await expect(indicator(page)).toContainText("Sharing this page with Dana");
+  await expect(c.status).toContainText("Connected");
+
+  await page.getByRole("link", { name: "Help centre" }).click();
+  await expect(page).toHaveURL(/support\.html$/);
+  await expect(indicator(page)).toContainText("Sharing this page with Dana");
+
+  await c.end.click();
+  await expect(indicator(page)).toContainText("Dana ended the session.");
+  await expect(c.status).toContainText("You ended the session");
+  await context.close();
+});
+
+test("both real UIs: the visitor denies and the console says so", async ({ page, browser, broker }) => {
+  const agent = await broker.addAgent("Dana");
+  const code = await visitorGetsCode(page, broker);
+  const { context, page: agentPage, c } = await openConsole(browser, broker, agent.token);
+  await agentPage.keyboard.type(code.code);
+  await consent(page).getByRole("button", { name: "Deny" }).click();
+  await expect(c.status).toContainText("denied");
+  await expect(indicator(page)).toHaveCount(0);
+  await context.close();
+});
 
 test("redeem → consent prompt naming the agent → Allow → indicator on every page → agent ends", async ({ page, broker }) => {
   const agent = await broker.addAgent("Dana");
