@@ -54,6 +54,13 @@ pub fn seconds_left(deadline_ms: f64, now_ms: f64) -> u32 {
     }
 }
 
+/// `n` in decimal, for messages and CSS lengths (see [`push_num`]).
+pub fn decimal(n: u32) -> String {
+    let mut out = String::with_capacity(10);
+    push_num(&mut out, n, 1);
+    out
+}
+
 /// Appends `n` in decimal, zero-padded to at least `width` digits. Written by
 /// hand because `format!` machinery is a noticeable share of a small wasm file.
 fn push_num(out: &mut String, n: u32, width: usize) {
@@ -116,6 +123,13 @@ mod tests {
         assert_eq!(seconds_left(10_000.0, 10_000.0), 0);
         assert_eq!(seconds_left(10_000.0, 20_000.0), 0);
         assert_eq!(seconds_left(f64::MAX, 0.0), u32::MAX);
+    }
+
+    #[test]
+    fn decimal_writes_plain_numbers() {
+        assert_eq!(decimal(0), "0");
+        assert_eq!(decimal(200), "200");
+        assert_eq!(decimal(u32::MAX), "4294967295");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::i18n::{Strings, KEYS, NOTICES_KEY};
+use crate::visitor::Keep;
+use agent_assist_protocol::AuthMode;
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -10,7 +12,7 @@ use wasm_bindgen::{JsCast, JsValue};
 const MAX_SITE_KEY: usize = 200;
 /// Most notices a modal shows; more would push the code out of view.
 const MAX_NOTICES: u32 = 10;
-const FIELDS: [&str; 7] = [
+const FIELDS: [&str; 9] = [
     "onConsent",
     "siteKey",
     "broker",
@@ -18,10 +20,13 @@ const FIELDS: [&str; 7] = [
     "privacyUrl",
     "theme",
     "strings",
+    "auth",
+    "visitorStorage",
 ];
 /// [`FIELDS`] for messages, written out: splitting or joining at run time
 /// would link a substring searcher and its panic path into the wasm.
-const FIELD_LIST: &str = "onConsent, siteKey, broker, locale, privacyUrl, theme, strings";
+const FIELD_LIST: &str =
+    "onConsent, siteKey, broker, locale, privacyUrl, theme, strings, auth, visitorStorage";
 
 /// Light or dark appearance; `Auto` follows `prefers-color-scheme`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +48,11 @@ pub struct Config {
     /// The site's own consent UI: called with `{ sessionId, agentName }`,
     /// returns (a promise of) `true` to allow.
     pub on_consent: Option<js_sys::Function>,
+    /// How the site identifies its visitors; the broker enforces the same
+    /// mode, the widget draws the UI that goes with it.
+    pub auth: AuthMode,
+    /// Where the anonymous visitor id is kept.
+    pub visitor_storage: Keep,
 }
 
 impl Config {
@@ -95,12 +105,17 @@ impl Config {
             None => None,
         };
 
-        let theme = match string_field(obj, "theme")?.as_deref() {
-            None | Some("auto") => Theme::Auto,
-            Some("light") => Theme::Light,
-            Some("dark") => Theme::Dark,
-            Some(_) => return Err(bad("`theme` must be \"auto\", \"light\" or \"dark\"")),
-        };
+        let theme = choice(
+            obj,
+            "theme",
+            &[
+                ("auto", Theme::Auto),
+                ("light", Theme::Light),
+                ("dark", Theme::Dark),
+            ],
+            "`theme` must be \"auto\", \"light\" or \"dark\"",
+        )?
+        .unwrap_or(Theme::Auto);
 
         let on_consent = get(obj, "onConsent")?;
         let on_consent = if on_consent.is_undefined() || on_consent.is_null() {
@@ -113,8 +128,35 @@ impl Config {
             )
         };
 
+        let auth = choice(
+            obj,
+            "auth",
+            &[
+                ("visitor", AuthMode::Visitor),
+                ("code", AuthMode::Code),
+                ("form", AuthMode::Form),
+                ("optional-form", AuthMode::OptionalForm),
+            ],
+            "`auth` must be \"visitor\", \"code\", \"form\" or \"optional-form\"",
+        )?
+        .unwrap_or(AuthMode::Visitor);
+
+        let visitor_storage = choice(
+            obj,
+            "visitorStorage",
+            &[
+                ("local", Keep::Local),
+                ("session", Keep::Session),
+                ("memory", Keep::Memory),
+            ],
+            "`visitorStorage` must be \"local\", \"session\" or \"memory\"",
+        )?
+        .unwrap_or(Keep::Local);
+
         Ok(Config {
             on_consent,
+            auth,
+            visitor_storage,
             site_key,
             broker,
             strings,
@@ -143,6 +185,23 @@ fn string_field(obj: &Object, key: &str) -> Result<Option<String>> {
     v.as_string()
         .map(Some)
         .ok_or_else(|| bad(&["`", key, "` must be a string"].concat()))
+}
+
+/// A field that takes one of a few strings; `None` when not given.
+fn choice<T: Copy>(
+    obj: &Object,
+    key: &str,
+    options: &[(&str, T)],
+    message: &str,
+) -> Result<Option<T>> {
+    let Some(given) = string_field(obj, key)? else {
+        return Ok(None);
+    };
+    options
+        .iter()
+        .find(|(name, _)| *name == given)
+        .map(|(_, value)| Some(*value))
+        .ok_or_else(|| bad(message))
 }
 
 /// Resolves `url` against the page and requires http(s).

@@ -16,8 +16,9 @@ pub enum Error {
     /// The broker did not answer within the client's time limit.
     #[error("Agent Assist's server did not answer in time")]
     Timeout,
-    /// The broker answered with an error.
-    #[error("Agent Assist's server answered: {message}")]
+    /// The broker answered with an error. The message names the stable code,
+    /// so the site's developer sees what to fix (e.g. `invalid_identity`).
+    #[error("Agent Assist's server answered {}: {message}", api_code_name(*.code))]
     Api { code: ErrorCode, message: String },
     /// The broker answered something that is not what the protocol says.
     #[error("Agent Assist's server sent an answer it could not read")]
@@ -28,6 +29,16 @@ pub enum Error {
     /// The page has no DOM (server-side rendering, a worker).
     #[error("Agent Assist needs a browser page (no document here)")]
     NoDocument,
+    /// A method was called with an argument it cannot use; the message names
+    /// the method and the field at fault.
+    #[error("Agent Assist {call}: {message}")]
+    Argument { call: &'static str, message: String },
+    /// The site identifies its visitors (`auth: "code"`) and has not called
+    /// `identify()` yet, so there is nobody to make a code for.
+    #[error(
+        "Agent Assist: this site identifies its visitors (auth \"code\"); call identify() first"
+    )]
+    NotIdentified,
     /// The instance was destroyed and cannot be used any more.
     #[error("this Agent Assist instance was destroyed")]
     Destroyed,
@@ -49,6 +60,8 @@ impl Error {
             Error::BadResponse => "bad_response",
             Error::Js(_) => "browser",
             Error::NoDocument => "no_document",
+            Error::Argument { .. } => "invalid_argument",
+            Error::NotIdentified => "identity_required",
             Error::Destroyed => "destroyed",
             Error::UnknownEvent(_) => "unknown_event",
         }
@@ -72,6 +85,8 @@ fn api_code_name(code: ErrorCode) -> &'static str {
         ErrorCode::PayloadTooLarge => "payload_too_large",
         ErrorCode::InvalidToken => "invalid_token",
         ErrorCode::OriginNotAllowed => "origin_not_allowed",
+        ErrorCode::IdentityRequired => "identity_required",
+        ErrorCode::InvalidIdentity => "invalid_identity",
         ErrorCode::UnknownSite => "unknown_site",
         ErrorCode::UnknownSession => "unknown_session",
         ErrorCode::NotFound => "not_found",

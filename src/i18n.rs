@@ -33,6 +33,15 @@ pub enum Text {
     EndedByAgent,
     EndedByYou,
     Ended,
+    FormIntro,
+    NameLabel,
+    EmailLabel,
+    Submit,
+    Guest,
+    NameRequired,
+    EmailRequired,
+    EmailInvalid,
+    ErrorIdentity,
 }
 
 /// Config keys, in the order of [`Text`].
@@ -62,9 +71,18 @@ pub const KEYS: [&str; COUNT] = [
     "endedByAgent",
     "endedByYou",
     "ended",
+    "formIntro",
+    "nameLabel",
+    "emailLabel",
+    "submit",
+    "guest",
+    "nameRequired",
+    "emailRequired",
+    "emailInvalid",
+    "errorIdentity",
 ];
 
-const COUNT: usize = 25;
+const COUNT: usize = 34;
 
 /// The key of the list of notices shown above the code.
 pub const NOTICES_KEY: &str = "notices";
@@ -95,6 +113,15 @@ const EN: [&str; COUNT] = [
     "{agent} ended the session.",
     "You stopped sharing.",
     "The session has ended.",
+    "So our agent knows who they are helping, please tell us your name and email.",
+    "Your name",
+    "Your email",
+    "Get my code",
+    "Continue as guest",
+    "Enter your name.",
+    "Enter your email address.",
+    "Enter an email address like name@example.com.",
+    "We couldn't confirm who you are. Please reload the page and try again.",
 ];
 
 const EN_NOTICES: [&str; 5] = [
@@ -131,6 +158,15 @@ const FR: [&str; COUNT] = [
     "{agent} a mis fin à la session.",
     "Vous avez arrêté le partage.",
     "La session est terminée.",
+    "Pour que notre conseiller sache qui il aide, indiquez-nous votre nom et votre adresse e-mail.",
+    "Votre nom",
+    "Votre adresse e-mail",
+    "Obtenir mon code",
+    "Continuer sans m'identifier",
+    "Saisissez votre nom.",
+    "Saisissez votre adresse e-mail.",
+    "Saisissez une adresse e-mail de la forme nom@exemple.com.",
+    "Nous n'avons pas pu confirmer votre identité. Rechargez la page et réessayez.",
 ];
 
 const FR_NOTICES: [&str; 5] = [

@@ -14,6 +14,10 @@
 //!   owning its nodes, listeners and timers and removing them on drop.
 //! - `client`: the broker calls, on `agent-assist-web`'s shared `fetch` core.
 //! - `config`: the page's config, checked field by field.
+//! - `identity`: `identify()`'s object and the visitor's typed name and
+//!   email, checked field by field.
+//! - `visitor`: the anonymous visitor id, made on first use and kept where
+//!   the site chose (`visitorStorage`).
 //! - [`i18n`]: built-in English and French wording and overrides.
 //! - [`code`]: pure formatting helpers (grouping, spoken form, countdown).
 //! - `events`, `error`: the page-facing event emitter and the error type.
@@ -27,8 +31,10 @@ mod config;
 mod error;
 mod events;
 pub mod i18n;
+mod identity;
 mod stream;
 mod ui;
+mod visitor;
 mod widget;
 
 #[cfg(all(test, target_arch = "wasm32"))]
@@ -104,10 +110,29 @@ impl AgentAssist {
     }
 
     /// For sites that draw their own UI: resolves to `{ code, sessionId,
-    /// expiresAt, expiresIn }`, the live code or a new one.
+    /// expiresAt, expiresIn }`, the live code or a new one. `visitor`
+    /// (`{ name, email }`, optional) is what the site's own form asked.
     #[wasm_bindgen(js_name = createSessionCode)]
-    pub fn create_session_code(&self) -> js_sys::Promise {
-        self.widget.create_session_code()
+    pub fn create_session_code(&self, visitor: JsValue) -> js_sys::Promise {
+        self.widget
+            .create_session_code(identity::visitor_from_js(&visitor))
+    }
+
+    /// Tells the widget who the site's logged-in user is: `{ userId, name,
+    /// email, customData, token }`, where `token` is the signature the
+    /// site's server made. Sent with every code request; with `auth:
+    /// "code"` the footer link appears only once this is called. Calling it
+    /// again replaces the identity.
+    pub fn identify(&self, identity: JsValue) -> Result<(), JsValue> {
+        let identity = identity::identity_from_js(&identity)?;
+        Ok(self.widget.identify(identity)?)
+    }
+
+    /// Forgets the visitor id and the identity on this browser (logout,
+    /// shared devices) and withdraws a code on display. The next code
+    /// request makes a new visitor id.
+    pub fn reset(&self) -> Result<(), JsValue> {
+        Ok(self.widget.reset()?)
     }
 
     /// Withdraws the live code at the broker (custom UIs' Cancel).

@@ -460,3 +460,639 @@ fn the_indicator_is_a_status_in_the_top_layer_with_stop_sharing() {
     drop(indicator);
     assert!(root.query_selector(".indicator").unwrap().is_none());
 }
+
+// ---------------------------------------------------------------------------
+// Identity: the visitor id, `auth` modes, `identify()`, the form, `reset()`.
+//
+// Tests run interleaved on one page, so each uses its own site key (the
+// visitor id's storage key includes it) and anything that breaks a browser
+// API puts it back before its next `await`.
+
+/// Records the JSON body of every `POST /v1/codes` the page sends, and
+/// answers a site key starting with `refuse-` the way a broker refuses a
+/// forged identity. Everything else goes on to the (absent) broker.
+fn record_code_requests() {
+    js_sys::eval(
+        r#"if (!window.__aaBodies) {
+          window.__aaBodies = [];
+          const fetch = window.fetch;
+          window.fetch = function (input, init) {
+            if (!(input instanceof Request) || !input.url.endsWith("/v1/codes")) {
+              return fetch.call(this, input, init);
+            }
+            return input.clone().text().then((text) => {
+              const body = JSON.parse(text);
+              window.__aaBodies.push(body);
+              if (body.site_key.startsWith("refuse-")) {
+                return new Response(
+                  JSON.stringify({ error: "invalid_identity", message: "the token's signature is wrong" }),
+                  { status: 401, headers: { "content-type": "application/json" } }
+                );
+              }
+              return fetch.call(window, input, init);
+            });
+          };
+        }"#,
+    )
+    .unwrap();
+}
+
+/// The code requests recorded for `site_key`, oldest first.
+fn code_requests(site_key: &str) -> Vec<JsValue> {
+    let all = Reflect::get(&web_sys::window().unwrap(), &"__aaBodies".into()).unwrap();
+    js_sys::Array::from(&all)
+        .iter()
+        .filter(|b| field(b, "site_key").as_deref() == Some(site_key))
+        .collect()
+}
+
+async fn nth_code_request(site_key: &str, n: usize) -> JsValue {
+    until("the code request", || code_requests(site_key).len() > n).await;
+    code_requests(site_key)[n].clone()
+}
+
+fn field(obj: &JsValue, key: &str) -> Option<String> {
+    Reflect::get(obj, &key.into()).ok()?.as_string()
+}
+
+fn visitor_key(site_key: &str) -> String {
+    ["agent-assist:visitor:", site_key].concat()
+}
+
+fn stored_id(site_key: &str) -> (Option<String>, Option<String>) {
+    let w = web_sys::window().unwrap();
+    let key = visitor_key(site_key);
+    (
+        w.local_storage().unwrap().unwrap().get_item(&key).unwrap(),
+        w.session_storage()
+            .unwrap()
+            .unwrap()
+            .get_item(&key)
+            .unwrap(),
+    )
+}
+
+fn is_hex_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn js(json: &str) -> JsValue {
+    js_sys::JSON::parse(json).unwrap()
+}
+
+fn error_code(err: &JsValue) -> String {
+    field(err, "code").unwrap_or_default()
+}
+
+fn error_message(err: &JsValue) -> String {
+    field(err, "message").unwrap_or_default()
+}
+
+fn click(e: &Element) {
+    e.unchecked_ref::<web_sys::HtmlElement>().click();
+}
+
+fn set_input(root: &ShadowRoot, selector: &str, value: &str) {
+    Reflect::set(&q(root, selector), &"value".into(), &value.into()).unwrap();
+}
+
+/// What pressing Enter in a field does: submits the form the standard way.
+fn submit(root: &ShadowRoot) {
+    let form = q(root, "form");
+    let request_submit: js_sys::Function = Reflect::get(&form, &"requestSubmit".into())
+        .unwrap()
+        .unchecked_into();
+    request_submit.call0(&form).unwrap();
+}
+
+fn is_shown(e: &Element) -> bool {
+    e.unchecked_ref::<web_sys::HtmlElement>()
+        .offset_parent()
+        .is_some()
+}
+
+#[wasm_bindgen_test]
+async fn the_visitor_id_is_made_at_the_first_request_not_before_and_kept_in_local_storage() {
+    record_code_requests();
+    let site = "visitor-local";
+    let before = storage_len();
+    let parent = container();
+    let aa = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)])).unwrap();
+    aa.mount_footer_link(parent.clone().into()).unwrap();
+    assert_eq!(storage_len(), before, "a mount writes nothing");
+    assert_eq!(stored_id(site), (None, None), "no id before the click");
+
+    aa.open().unwrap();
+    let (id, in_session) = stored_id(site);
+    let id = id.expect("the first request makes the id");
+    assert!(is_hex_id(&id), "{id}");
+    assert_eq!(in_session, None);
+    let body = nth_code_request(site, 0).await;
+    assert_eq!(field(&body, "visitor_id"), Some(id.clone()));
+    for absent in ["visitor", "identity"] {
+        assert!(
+            Reflect::get(&body, &absent.into()).unwrap().is_undefined(),
+            "{absent}"
+        );
+    }
+
+    // Another widget of the site, on the same page (or a later visit).
+    let other = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)])).unwrap();
+    other.open().unwrap();
+    let body = nth_code_request(site, 1).await;
+    assert_eq!(field(&body, "visitor_id"), Some(id), "the same visitor");
+    aa.destroy();
+    other.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn session_and_memory_storage_keep_the_id_where_the_site_chose() {
+    record_code_requests();
+    let site = "visitor-session";
+    let aa = AgentAssist::init(config(&[
+        ("siteKey", site),
+        ("broker", NOWHERE),
+        ("visitorStorage", "session"),
+    ]))
+    .unwrap();
+    aa.open().unwrap();
+    let (local, session) = stored_id(site);
+    assert_eq!(local, None);
+    assert!(is_hex_id(&session.expect("kept in sessionStorage")));
+    aa.destroy();
+
+    let site = "visitor-memory";
+    let aa = AgentAssist::init(config(&[
+        ("siteKey", site),
+        ("broker", NOWHERE),
+        ("visitorStorage", "memory"),
+    ]))
+    .unwrap();
+    aa.open().unwrap();
+    assert_eq!(stored_id(site), (None, None), "memory is never persisted");
+    let body = nth_code_request(site, 0).await;
+    let id = field(&body, "visitor_id").expect("an id all the same");
+    assert!(is_hex_id(&id), "{id}");
+    aa.close().unwrap();
+    aa.open().unwrap();
+    let body = nth_code_request(site, 1).await;
+    assert_eq!(field(&body, "visitor_id"), Some(id), "stable for the page");
+    assert_eq!(stored_id(site), (None, None));
+    aa.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn blocked_storage_falls_back_to_memory_without_errors() {
+    record_code_requests();
+    // A sandboxed frame's getter throws; some private modes give null.
+    let block = |how: &str| {
+        js_sys::eval(
+            &[
+                "window.__aaLocal = Object.getOwnPropertyDescriptor(window, 'localStorage');\
+             Object.defineProperty(window, 'localStorage', { configurable: true, get() { ",
+                how,
+                " } });",
+            ]
+            .concat(),
+        )
+        .unwrap();
+    };
+    let unblock = || {
+        js_sys::eval(
+            "if (window.__aaLocal) Object.defineProperty(window, 'localStorage', window.__aaLocal);\
+             else delete window.localStorage;",
+        )
+        .unwrap();
+    };
+    for (site, how) in [
+        (
+            "blocked-throws",
+            "throw new DOMException('blocked', 'SecurityError');",
+        ),
+        ("blocked-null", "return null;"),
+    ] {
+        // No await until storage is back: other tests share the page.
+        block(how);
+        let blocked = web_sys::window().unwrap().local_storage();
+        assert!(
+            matches!(blocked, Err(_) | Ok(None)),
+            "{site}: storage is blocked"
+        );
+        let aa = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)])).unwrap();
+        let opened = aa.open();
+        let closed = aa.close();
+        let opened_again = aa.open();
+        unblock();
+        assert!(
+            opened.is_ok() && closed.is_ok() && opened_again.is_ok(),
+            "{site}: no error"
+        );
+        assert_eq!(stored_id(site), (None, None), "{site}");
+        let first = field(&nth_code_request(site, 0).await, "visitor_id").expect("an id");
+        assert!(is_hex_id(&first), "{site}: {first}");
+        let second = field(&nth_code_request(site, 1).await, "visitor_id");
+        assert_eq!(second, Some(first), "{site}: kept in memory");
+        aa.destroy();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn reset_forgets_the_visitor_id_and_the_next_request_makes_a_new_one() {
+    record_code_requests();
+    let site = "visitor-reset";
+    let parent = container();
+    let aa = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)])).unwrap();
+    aa.mount_footer_link(parent.clone().into()).unwrap();
+    aa.open().unwrap();
+    let first = stored_id(site).0.expect("an id");
+    aa.reset().unwrap();
+    assert_eq!(stored_id(site), (None, None), "forgotten on this browser");
+    let dialog: web_sys::HtmlDialogElement = q(&shadow(&parent), "dialog").unchecked_into();
+    assert!(!dialog.open(), "reset closes the modal");
+
+    aa.open().unwrap();
+    let second = stored_id(site).0.expect("a new id");
+    assert_ne!(first, second);
+    assert_eq!(
+        field(&nth_code_request(site, 0).await, "visitor_id"),
+        Some(first)
+    );
+    assert_eq!(
+        field(&nth_code_request(site, 1).await, "visitor_id"),
+        Some(second)
+    );
+    aa.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn code_mode_hides_the_link_until_identify_and_sends_the_identity() {
+    record_code_requests();
+    let site = "code-site";
+    let parent = container();
+    let aa = AgentAssist::init(config(&[
+        ("siteKey", site),
+        ("broker", NOWHERE),
+        ("auth", "code"),
+    ]))
+    .unwrap();
+    aa.mount_footer_link(parent.clone().into()).unwrap();
+    let root = shadow(&parent);
+    let link = q(&root, "button.link");
+    assert!(
+        link.has_attribute("hidden") && !is_shown(&link),
+        "hidden until identify"
+    );
+
+    let err = aa.open().unwrap_err();
+    assert_eq!(error_code(&err), "identity_required");
+    assert!(
+        error_message(&err).contains("identify()"),
+        "{}",
+        error_message(&err)
+    );
+    assert!(root.query_selector("dialog").unwrap().is_none());
+    let err = wasm_bindgen_futures::JsFuture::from(aa.create_session_code(JsValue::UNDEFINED))
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), "identity_required");
+    assert!(
+        code_requests(site).is_empty(),
+        "nothing sent without an identity"
+    );
+
+    aa.identify(js(
+        r#"{ "userId": "u-1", "name": "Jo Visitor", "email": "jo@example.com",
+        "customData": { "plan": "pro", "account": "A-7" }, "token": "signed.by.server" }"#,
+    ))
+    .unwrap();
+    assert!(
+        !link.has_attribute("hidden") && is_shown(&link),
+        "shown after identify"
+    );
+    click(&link);
+    let identity = Reflect::get(&nth_code_request(site, 0).await, &"identity".into()).unwrap();
+    assert_eq!(field(&identity, "user_id").as_deref(), Some("u-1"));
+    assert_eq!(field(&identity, "name").as_deref(), Some("Jo Visitor"));
+    assert_eq!(field(&identity, "email").as_deref(), Some("jo@example.com"));
+    assert_eq!(
+        field(&identity, "token").as_deref(),
+        Some("signed.by.server")
+    );
+    let custom = Reflect::get(&identity, &"custom_data".into()).unwrap();
+    assert_eq!(
+        field(&custom, "plan").as_deref(),
+        Some("pro"),
+        "a plain object, not a Map"
+    );
+    assert_eq!(field(&custom, "account").as_deref(), Some("A-7"));
+
+    // Logout: the link hides again until the next identify().
+    aa.reset().unwrap();
+    assert!(link.has_attribute("hidden") && !is_shown(&link));
+    assert_eq!(error_code(&aa.open().unwrap_err()), "identity_required");
+    aa.destroy();
+}
+
+#[wasm_bindgen_test]
+fn identify_rejects_a_bad_object_naming_the_field() {
+    let parent = container();
+    let aa = AgentAssist::init(config(&[
+        ("siteKey", "identify-checks"),
+        ("broker", NOWHERE),
+        ("auth", "code"),
+    ]))
+    .unwrap();
+    aa.mount_footer_link(parent.clone().into()).unwrap();
+    let long_name = [
+        "{\"userId\":\"u\",\"token\":\"t\",\"name\":\"",
+        &"x".repeat(201),
+        "\"}",
+    ]
+    .concat();
+    let many = (0..21)
+        .map(|i| ["\"k", &i.to_string(), "\":\"v\""].concat())
+        .collect::<Vec<_>>()
+        .join(",");
+    let too_many = [
+        "{\"userId\":\"u\",\"token\":\"t\",\"customData\":{",
+        &many,
+        "}}",
+    ]
+    .concat();
+    let cases: [(&str, &str); 11] = [
+        ("3", "expected an object"),
+        ("{}", "`userId` is required"),
+        (
+            r#"{"userId": 7, "token": "t"}"#,
+            "`userId` must be a string",
+        ),
+        (r#"{"userID": "u", "token": "t"}"#, "unknown field `userID`"),
+        (r#"{"userId": "u"}"#, "`token` is required"),
+        (r#"{"userId": "u", "token": ""}"#, "`token` is required"),
+        (
+            r#"{"userId": "u", "token": "t", "email": "jo@example"}"#,
+            "`email` is not an email address",
+        ),
+        (
+            r#"{"userId": "u", "token": "t", "customData": ["pro"]}"#,
+            "`customData` must be an object of strings",
+        ),
+        (
+            r#"{"userId": "u", "token": "t", "customData": {"visits": 3}}"#,
+            "`customData.visits` must be a string",
+        ),
+        (&long_name, "`name` is longer than 200 characters"),
+        (&too_many, "`customData` has more than 20 entries"),
+    ];
+    for (value, want) in cases {
+        let err = aa.identify(js(value)).unwrap_err();
+        let message = error_message(&err);
+        assert!(
+            message.contains(want),
+            "{message:?} should contain {want:?}"
+        );
+        assert!(message.contains("identify()"), "{message:?} names the call");
+        assert_eq!(error_code(&err), "invalid_argument");
+    }
+    assert!(
+        q(&shadow(&parent), "button.link").has_attribute("hidden"),
+        "a refused identity shows nothing"
+    );
+    aa.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn the_form_asks_name_and_email_with_labels_and_announced_errors_before_any_request() {
+    record_code_requests();
+    let site = "form-site";
+    let parent = container();
+    let aa = AgentAssist::init(config(&[
+        ("siteKey", site),
+        ("broker", NOWHERE),
+        ("auth", "form"),
+    ]))
+    .unwrap();
+    aa.mount_footer_link(parent.clone().into()).unwrap();
+    aa.open().unwrap();
+    let root = shadow(&parent);
+
+    // The same modal: its title and notices, the form where the code goes.
+    let dialog: web_sys::HtmlDialogElement = q(&root, "dialog").unchecked_into();
+    assert!(dialog.open());
+    assert_eq!(text(&q(&root, "h2")), "Share your screen with support");
+    assert_eq!(
+        root.query_selector_all("ul.notices li").unwrap().length(),
+        5
+    );
+    let form = q(&root, ".panel form");
+    assert!(
+        form.has_attribute("novalidate"),
+        "our messages, not the browser's"
+    );
+    assert!(root.query_selector(".skeleton").unwrap().is_none());
+    assert!(
+        root.query_selector("button.guest").unwrap().is_none(),
+        "no guest in `form`"
+    );
+    for (id, label, autocomplete, kind) in [
+        ("aa-name", "Your name", "name", "text"),
+        ("aa-email", "Your email", "email", "email"),
+    ] {
+        let input = q(&root, &["#", id].concat());
+        let label_el = q(&root, &["label[for=", id, "]"].concat());
+        assert_eq!(text(&label_el), label);
+        assert_eq!(
+            input.get_attribute("autocomplete").as_deref(),
+            Some(autocomplete)
+        );
+        assert_eq!(input.get_attribute("type").as_deref(), Some(kind));
+        assert!(input.has_attribute("required"), "{id} is required");
+        assert_eq!(input.get_attribute("aria-invalid"), None);
+    }
+    let submit_button = q(&root, "form button[type=submit]");
+    assert_eq!(text(&submit_button), "Get my code");
+
+    let described = |id: &str| {
+        let input = q(&root, &["#", id].concat());
+        let by = input
+            .get_attribute("aria-describedby")
+            .expect("aria-describedby");
+        text(&root.get_element_by_id(&by).expect("the message element"))
+    };
+    let invalid = |id: &str| q(&root, &["#", id].concat()).get_attribute("aria-invalid");
+    let focused = || root.active_element().and_then(|e| e.get_attribute("id"));
+
+    // Empty: both fields at fault, focus on the first.
+    submit(&root);
+    assert_eq!(invalid("aa-name").as_deref(), Some("true"));
+    assert_eq!(invalid("aa-email").as_deref(), Some("true"));
+    assert_eq!(described("aa-name"), "Enter your name.");
+    assert_eq!(described("aa-email"), "Enter your email address.");
+    assert_eq!(focused().as_deref(), Some("aa-name"));
+
+    // A name and a typo in the email: only the email is at fault.
+    set_input(&root, "#aa-name", "  Jo Visitor ");
+    set_input(&root, "#aa-email", "jo@example");
+    submit(&root);
+    assert_eq!(invalid("aa-name"), None);
+    assert_eq!(described("aa-name"), "");
+    assert_eq!(
+        described("aa-email"),
+        "Enter an email address like name@example.com."
+    );
+    assert_eq!(focused().as_deref(), Some("aa-email"));
+    // Enter again in the same field: focus does not move, so the live
+    // region says it.
+    submit(&root);
+    assert_eq!(
+        text(&q(&root, "[role=status]")),
+        "Enter an email address like name@example.com."
+    );
+    assert_eq!(
+        stored_id(site),
+        (None, None),
+        "no request, so no visitor id yet"
+    );
+    TimeoutFuture::new(50).await;
+    assert!(
+        code_requests(site).is_empty(),
+        "nothing sent while the form is wrong"
+    );
+
+    set_input(&root, "#aa-email", "jo@example.com");
+    // The panel, not the dialog: this test window is short enough that the
+    // dialog is capped at the viewport's height and scrolls.
+    let panel: web_sys::HtmlElement = q(&root, ".panel").unchecked_into();
+    let panel_before = panel.offset_height();
+    submit(&root);
+    assert!(
+        root.query_selector("form").unwrap().is_none(),
+        "the form gives way to the code"
+    );
+    assert!(root.query_selector(".skeleton").unwrap().is_some());
+    assert_eq!(
+        panel.offset_height(),
+        panel_before,
+        "the modal does not shrink"
+    );
+    let body = nth_code_request(site, 0).await;
+    let visitor = Reflect::get(&body, &"visitor".into()).unwrap();
+    assert_eq!(field(&visitor, "name").as_deref(), Some("Jo Visitor"));
+    assert_eq!(field(&visitor, "email").as_deref(), Some("jo@example.com"));
+    assert!(is_hex_id(&field(&body, "visitor_id").unwrap()));
+
+    // "Try again" after the (unreachable) broker: the same data, no form.
+    until("the error state", || {
+        root.query_selector("button.retry").unwrap().is_some()
+    })
+    .await;
+    click(&q(&root, "button.retry"));
+    let again = Reflect::get(&nth_code_request(site, 1).await, &"visitor".into()).unwrap();
+    assert_eq!(field(&again, "email").as_deref(), Some("jo@example.com"));
+    aa.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn optional_form_offers_continue_as_guest_in_french() {
+    record_code_requests();
+    let site = "optional-form-site";
+    let parent = container();
+    let aa = AgentAssist::init(config(&[
+        ("siteKey", site),
+        ("broker", NOWHERE),
+        ("auth", "optional-form"),
+        ("locale", "fr"),
+    ]))
+    .unwrap();
+    aa.mount_footer_link(parent.clone().into()).unwrap();
+    aa.open().unwrap();
+    let root = shadow(&parent);
+    assert_eq!(text(&q(&root, "label[for=aa-name]")), "Votre nom");
+    let guest = q(&root, "form button.guest");
+    assert_eq!(text(&guest), "Continuer sans m'identifier");
+    assert_eq!(guest.get_attribute("type").as_deref(), Some("button"));
+    click(&guest);
+    let body = nth_code_request(site, 0).await;
+    assert!(
+        Reflect::get(&body, &"visitor".into())
+            .unwrap()
+            .is_undefined(),
+        "a guest sends no visitor data"
+    );
+    assert!(is_hex_id(&field(&body, "visitor_id").unwrap()));
+    aa.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_identity_says_so_plainly_and_tells_the_site() {
+    record_code_requests();
+    let parent = container();
+    let aa = AgentAssist::init(config(&[
+        ("siteKey", "refuse-identity"),
+        ("broker", NOWHERE),
+    ]))
+    .unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let log = seen.clone();
+    let listener =
+        wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |detail: JsValue| {
+            log.borrow_mut()
+                .push((error_code(&detail), error_message(&detail)));
+        });
+    aa.on(
+        "error",
+        listener
+            .as_ref()
+            .unchecked_ref::<js_sys::Function>()
+            .clone(),
+    )
+    .unwrap();
+    aa.mount_footer_link(parent.clone().into()).unwrap();
+    aa.identify(js(r#"{ "userId": "u-1", "token": "forged" }"#))
+        .unwrap();
+    aa.open().unwrap();
+    let root = shadow(&parent);
+    until("the refusal", || {
+        root.query_selector(".message.error").unwrap().is_some()
+    })
+    .await;
+    let message = "We couldn't confirm who you are. Please reload the page and try again.";
+    assert_eq!(text(&q(&root, ".message.error")), message);
+    assert_eq!(text(&q(&root, "[role=status]")), message, "announced");
+    assert!(
+        root.query_selector("button.retry").unwrap().is_none(),
+        "trying again would not help"
+    );
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, "invalid_identity");
+    // The developer's console line is this message: it names the code.
+    assert!(seen[0].1.contains("invalid_identity"), "{}", seen[0].1);
+    aa.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn a_custom_ui_passes_its_own_form_data_checked_like_identify() {
+    record_code_requests();
+    let site = "custom-form-site";
+    let aa = AgentAssist::init(config(&[
+        ("siteKey", site),
+        ("broker", NOWHERE),
+        ("auth", "form"),
+    ]))
+    .unwrap();
+    let bad = aa.create_session_code(js(r#"{ "name": "Jo", "email": "jo@example" }"#));
+    let err = wasm_bindgen_futures::JsFuture::from(bad).await.unwrap_err();
+    assert_eq!(error_code(&err), "invalid_argument");
+    assert!(error_message(&err).contains("createSessionCode(): `email`"));
+    let bad = aa.create_session_code(js(r#"{ "mail": "jo@example.com" }"#));
+    let err = wasm_bindgen_futures::JsFuture::from(bad).await.unwrap_err();
+    assert!(error_message(&err).contains("unknown field `mail`"));
+    assert!(code_requests(site).is_empty());
+
+    let _pending = aa.create_session_code(js(r#"{ "name": "Jo", "email": "jo@example.com" }"#));
+    let visitor = Reflect::get(&nth_code_request(site, 0).await, &"visitor".into()).unwrap();
+    assert_eq!(field(&visitor, "name").as_deref(), Some("Jo"));
+    assert_eq!(field(&visitor, "email").as_deref(), Some("jo@example.com"));
+    aa.destroy();
+}

@@ -28,6 +28,60 @@ export interface AgentAssistStrings {
   endedByAgent?: string;
   endedByYou?: string;
   ended?: string;
+  /** The identity form (`auth: "form"` / `"optional-form"`): the line above the fields. */
+  formIntro?: string;
+  /** The form's field labels. */
+  nameLabel?: string;
+  emailLabel?: string;
+  /** The form's button that asks for the code with the name and email. */
+  submit?: string;
+  /** `auth: "optional-form"` only: asks for the code without them. */
+  guest?: string;
+  /** Shown under a field at fault, and read out by screen readers. */
+  nameRequired?: string;
+  emailRequired?: string;
+  emailInvalid?: string;
+  /** In the modal when the server refuses the identity (`identity_required`, `invalid_identity`). */
+  errorIdentity?: string;
+}
+
+/**
+ * How the site identifies its visitors; the broker enforces the same mode.
+ * - `visitor`: nothing asked; the agent sees "Web User - MM/DD HH:MM".
+ * - `code`: the site calls `identify()`; the link stays hidden until it does.
+ * - `form`: name and email are asked, required, before the code is made.
+ * - `optional-form`: the same form, with "Continue as guest".
+ */
+export type AuthMode = "visitor" | "code" | "form" | "optional-form";
+
+/**
+ * Where the anonymous visitor id is kept: `localStorage` (the same id in
+ * every tab and visit), `sessionStorage` (this tab), or memory (this page).
+ * Blocked storage falls back to memory. Nothing is written before the
+ * visitor's first code request.
+ */
+export type VisitorStorage = "local" | "session" | "memory";
+
+/** The site's logged-in user, for `identify()`. */
+export interface AgentAssistIdentity {
+  /** The user's id on the site. Required. */
+  userId: string;
+  name?: string;
+  email?: string;
+  /** Extra facts for the agent (plan, account number…): at most 20 entries, keys up to 40 and values up to 200 characters. */
+  customData?: Record<string, string>;
+  /**
+   * Made by the site's server, never in the browser: an HS256 JWT signed
+   * with the site secret over `sub` (= userId), `name`, `email`, `custom`
+   * (= customData) and `exp` (at most 24 hours away). Required.
+   */
+  token: string;
+}
+
+/** What a site's own form asked the visitor (`createSessionCode`). */
+export interface VisitorDetails {
+  name?: string;
+  email?: string;
 }
 
 /** What `onConsent` is asked. */
@@ -47,6 +101,10 @@ export interface AgentAssistConfig {
   privacyUrl?: string;
   /** Default `auto` (follows `prefers-color-scheme`). */
   theme?: "auto" | "light" | "dark";
+  /** Default `visitor`. Must match the site's mode at the broker. */
+  auth?: AuthMode;
+  /** Default `local`. */
+  visitorStorage?: VisitorStorage;
   strings?: AgentAssistStrings;
   /** The site's own consent UI instead of ours: resolve `true` to allow. A throw or rejection denies. */
   onConsent?: (request: ConsentRequest) => boolean | Promise<boolean>;
@@ -72,7 +130,7 @@ export interface SessionCode {
 }
 
 export interface AgentAssistErrorDetail {
-  /** Stable code: `network`, `timeout`, `unknown_site`, `origin_not_allowed`, … */
+  /** Stable code: `network`, `timeout`, `unknown_site`, `origin_not_allowed`, `identity_required`, `invalid_identity`, … */
   code: string;
   message: string;
 }
@@ -86,7 +144,12 @@ export interface AgentAssistEvents {
   error: AgentAssistErrorDetail;
 }
 
-/** An error thrown or rejected by the SDK; `code` is stable. */
+/**
+ * An error thrown or rejected by the SDK; `code` is stable: `config` (bad
+ * `init` config), `invalid_argument` (bad `identify` or `createSessionCode`
+ * argument; the message names the field), `identity_required` (`auth:
+ * "code"` and no `identify()` yet), `destroyed`, or a server error code.
+ */
 export interface AgentAssistError extends Error {
   code: string;
 }
@@ -94,16 +157,24 @@ export interface AgentAssistError extends Error {
 export interface AgentAssistWidget {
   /** Adds the footer link to `target` (element or selector); default `[data-agent-assist]`, else the last `<footer>`, else `<body>`. */
   mountFooterLink(target?: Element | string): void;
-  /** Opens the share-screen modal and requests a code. */
+  /** Opens the share-screen modal and requests a code (after the form, with `auth: "form"` / `"optional-form"`). Throws `identity_required` with `auth: "code"` before `identify()`. */
   open(): void;
   /** Closes the modal and withdraws the code at the broker. */
   close(): void;
-  /** For custom UIs: the live code, or a new one. Concurrent calls share one request. */
-  createSessionCode(): Promise<SessionCode>;
+  /** For custom UIs: the live code, or a new one, with what your own form asked. Concurrent calls share one request. */
+  createSessionCode(visitor?: VisitorDetails): Promise<SessionCode>;
   /** For custom UIs: withdraws the live code. */
   cancelSessionCode(): void;
   on<K extends keyof AgentAssistEvents>(event: K, listener: (detail: AgentAssistEvents[K]) => void): void;
   off<K extends keyof AgentAssistEvents>(event: K, listener: (detail: AgentAssistEvents[K]) => void): void;
+  /**
+   * Tells the widget who the logged-in user is; sent with every code request.
+   * With `auth: "code"` the footer link appears once this is called. Calling
+   * it again replaces the identity. Throws `invalid_argument` naming the field.
+   */
+  identify(identity: AgentAssistIdentity): void;
+  /** Forgets the visitor id and identity on this browser (logout, shared devices) and withdraws a code on display. */
+  reset(): void;
   /** Removes every node and listener the widget added and withdraws its code. */
   destroy(): void;
 }

@@ -6,10 +6,14 @@
 //
 // Attributes: data-site-key (required for auto-mount), data-broker (default:
 // this script's origin), data-locale, data-privacy-url, data-theme,
+// data-auth ("visitor", "code", "form" or "optional-form"),
+// data-visitor-storage ("local", "session" or "memory"),
 // data-link-label, data-mount (CSS selector, or "none" for no footer link).
 //
 // The page gets `window.AgentAssist`: `init(config)` resolves to a new
-// widget; `ready` resolves to the auto-mounted widget (or null).
+// widget; `ready` resolves to the auto-mounted widget (or null). A site with
+// data-auth="code" identifies its user once it knows them:
+//   AgentAssist.ready.then(function (w) { w.identify({ userId: …, token: … }); });
 var script = document.currentScript;
 var base = (script && script.src) || location.href;
 var data = (script && script.dataset) || {};
@@ -32,6 +36,8 @@ function autoMount() {
   if (data.locale) config.locale = data.locale;
   if (data.privacyUrl) config.privacyUrl = data.privacyUrl;
   if (data.theme) config.theme = data.theme;
+  if (data.auth) config.auth = data.auth;
+  if (data.visitorStorage) config.visitorStorage = data.visitorStorage;
   if (data.linkLabel) config.strings = { link: data.linkLabel };
   return init(config).then(function (widget) {
     if (data.mount !== "none") widget.mountFooterLink(data.mount || undefined);

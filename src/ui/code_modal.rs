@@ -1,5 +1,6 @@
 //! The share-screen modal: title, notices, privacy link, the code (or a
-//! placeholder, the expired notice, or an error), the time left, and Cancel.
+//! placeholder, the identity form, the expired notice, or an error), the
+//! time left, and Cancel.
 //!
 //! It is a native `<dialog>` opened with `showModal()`: it sits in the top
 //! layer (no z-index fights with the host page), the rest of the page is
@@ -8,11 +9,15 @@
 
 use crate::code;
 use crate::i18n::{Strings, Text};
+use crate::ui::identity_form::{IdentityForm, OnForm};
+use agent_assist_protocol::VisitorInfo;
 use agent_assist_web::dom::{self, append, attr, el, text_el, Listener};
 use gloo_timers::callback::Interval;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
-use web_sys::{Document, Element, Event, HtmlDialogElement, KeyboardEvent, ShadowRoot};
+use web_sys::{
+    Document, Element, Event, HtmlDialogElement, HtmlElement, KeyboardEvent, ShadowRoot,
+};
 
 /// What the visitor asked the modal for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +42,8 @@ pub struct CodeModal {
     panel_listeners: Vec<Listener>,
     /// Updates the countdown once a second while a code is shown.
     ticker: Option<Interval>,
+    /// The identity form, while the panel shows it.
+    form: Option<IdentityForm>,
     _listeners: Vec<Listener>,
 }
 
@@ -148,6 +155,7 @@ impl CodeModal {
             close_button,
             panel_listeners: Vec::new(),
             ticker: None,
+            form: None,
             _listeners: listeners,
         }
     }
@@ -179,9 +187,38 @@ impl CodeModal {
         self.dialog.close();
     }
 
+    /// The identity form (`guest` adds "Continue as guest"), filled with
+    /// what the visitor typed last time, if anything.
+    pub fn show_form(&mut self, guest: bool, prefill: Option<&VisitorInfo>, on_form: OnForm) {
+        self.reset_panel();
+        dom::set_style(&self.panel, "min-height", "");
+        self.form = Some(IdentityForm::new(
+            &self.doc,
+            &self.panel,
+            &self.strings,
+            guest,
+            prefill,
+            &self.status,
+            on_form,
+        ));
+        // The status region still says what the last visit to the modal
+        // ended with; the form speaks for itself.
+        self.announce("");
+    }
+
     /// The placeholder shown while the code is on its way: same size as the
     /// code, so nothing moves when it arrives.
     pub fn show_loading(&mut self) {
+        if self.form.is_some() {
+            // The form was taller than the code: the panel keeps its height
+            // from here on, so the modal does not shrink and jump under the
+            // visitor's pointer. CSSOM, not a style attribute: CSP-safe.
+            if let Some(panel) = self.panel.dyn_ref::<HtmlElement>() {
+                let height = code::decimal(panel.offset_height().max(0) as u32);
+                let height = [height.as_str(), "px"].concat();
+                dom::set_style(&self.panel, "min-height", &height);
+            }
+        }
         self.reset_panel();
         append(
             &self.panel,
@@ -260,8 +297,15 @@ impl CodeModal {
         self.show_message(
             self.strings.get(Text::Expired).to_owned(),
             false,
-            Text::NewCode,
+            Some(Text::NewCode),
         );
+    }
+
+    /// The broker could not confirm the visitor's identity (a missing,
+    /// forged or expired token): trying again would not help, a reload
+    /// (which gets the site a fresh token) may.
+    pub fn show_identity_error(&mut self) {
+        self.show_message(self.strings.get(Text::ErrorIdentity).to_owned(), true, None);
     }
 
     /// An error the visitor can do something about: "Try again".
@@ -271,10 +315,10 @@ impl CodeModal {
         } else {
             Text::ErrorServer
         };
-        self.show_message(self.strings.get(text).to_owned(), true, Text::Retry);
+        self.show_message(self.strings.get(text).to_owned(), true, Some(Text::Retry));
     }
 
-    fn show_message(&mut self, message: String, is_error: bool, button: Text) {
+    fn show_message(&mut self, message: String, is_error: bool, button: Option<Text>) {
         self.reset_panel();
         let p = text_el(
             &self.doc,
@@ -283,6 +327,14 @@ impl CodeModal {
             &message,
         );
         append(&self.panel, &p);
+        self.announce(&message);
+        let Some(button) = button else {
+            // Nothing to do here but close: keep keyboard users near Close.
+            if self.is_open() {
+                dom::focus(&self.close_button);
+            }
+            return;
+        };
         let retry = text_el(
             &self.doc,
             "button",
@@ -296,7 +348,6 @@ impl CodeModal {
             .push(Listener::new(&retry, "click", move |_| {
                 on_action(Action::Retry)
             }));
-        self.announce(&message);
         // Keep keyboard users where the next step is.
         if self.is_open() {
             dom::focus(&retry);
@@ -305,6 +356,7 @@ impl CodeModal {
 
     fn reset_panel(&mut self) {
         self.ticker = None;
+        self.form = None;
         self.panel_listeners.clear();
         self.panel.set_text_content(None);
         let _ = self.panel.remove_attribute("aria-busy");

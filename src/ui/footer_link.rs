@@ -31,6 +31,14 @@ impl FooterLink {
     }
 }
 
+impl FooterLink {
+    /// Hides or shows the link (`auth: "code"` hides it until `identify()`).
+    /// The host stays where the site put it, so showing it moves nothing.
+    pub fn set_hidden(&self, hidden: bool) {
+        let _ = self.button.toggle_attribute_with_force("hidden", hidden);
+    }
+}
+
 impl Drop for FooterLink {
     fn drop(&mut self) {
         self.button.remove();

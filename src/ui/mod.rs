@@ -5,12 +5,15 @@
 //!   root and the widget's stylesheet; everything else lives inside it.
 //! - [`footer_link::FooterLink`]: the "Agent Assist" link.
 //! - [`code_modal::CodeModal`]: the share-screen modal with the code.
+//! - [`identity_form::IdentityForm`]: name and email, inside the code modal,
+//!   before the code is made (`auth: "form"` / `"optional-form"`).
 //! - [`consent_prompt::ConsentPrompt`]: Allow / Deny when an agent asks in.
 //! - [`indicator::Indicator`]: "Sharing this page with …" and Stop sharing.
 
 pub mod code_modal;
 pub mod consent_prompt;
 pub mod footer_link;
+pub mod identity_form;
 pub mod indicator;
 
 use crate::config::Theme;

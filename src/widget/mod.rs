@@ -1,6 +1,7 @@
 //! The widget's controller: the code's life (requested, live, expired,
-//! withdrawn), the session that follows it (see `session`), the UI
-//! components that show both, and the events the page sees.
+//! withdrawn), who asks for it (the visitor id, the site's `identify()`, the
+//! identity form), the session that follows it (see `session`), the UI
+//! components that show all that, and the events the page sees.
 //!
 //! State lives in one `Rc<RefCell<Inner>>`. Borrows are short and never held
 //! while page code runs: events are collected under the borrow and delivered
@@ -21,9 +22,13 @@ use crate::stream::SessionStream;
 use crate::ui::code_modal::{now, Action, CodeModal};
 use crate::ui::consent_prompt::ConsentPrompt;
 use crate::ui::footer_link::FooterLink;
+use crate::ui::identity_form::FormAction;
 use crate::ui::indicator::Indicator;
 use crate::ui::Host;
-use agent_assist_protocol::{CreateCodeRequest, CreateCodeResponse, EndReason};
+use crate::visitor::VisitorId;
+use agent_assist_protocol::{
+    AuthMode, CreateCodeRequest, CreateCodeResponse, EndReason, ErrorCode, Identity, VisitorInfo,
+};
 use agent_assist_web::dom;
 use gloo_timers::callback::Timeout;
 use js_sys::{Function, Object, Reflect};
@@ -63,6 +68,15 @@ struct Inner {
     indicator: Option<Indicator>,
     /// Takes the "session ended" indicator away a few seconds after the end.
     linger: Option<Timeout>,
+    /// The anonymous visitor id, made at the first code request.
+    visitor_id: VisitorId,
+    /// The site's logged-in user, from `identify()`; sent with every code
+    /// request until `reset()`.
+    identity: Option<Identity>,
+    /// What the visitor last typed into the form (or gave
+    /// `createSessionCode`); `None` before that, or as a guest. A new code
+    /// after an error or expiry goes with the same data without asking again.
+    typed: Option<VisitorInfo>,
 }
 
 enum CodeState {
@@ -99,6 +113,7 @@ impl Widget {
             .and_then(|w| w.document())
             .ok_or(Error::NoDocument)?;
         let client = BrokerClient::new(config.broker.clone());
+        let visitor_id = VisitorId::new(&config.site_key, config.visitor_storage);
         Ok(Widget(Rc::new(RefCell::new(Inner {
             config,
             client,
@@ -119,6 +134,9 @@ impl Widget {
             consent: None,
             indicator: None,
             linger: None,
+            visitor_id,
+            identity: None,
+            typed: None,
         }))))
     }
 
@@ -153,9 +171,11 @@ impl Widget {
                 let host = inner.host.as_ref().ok_or(Error::Destroyed)?;
                 (inner.doc.clone(), host.root.clone())
             };
-            inner.link = Some(FooterLink::new(&doc, &root, &label, move || {
+            let link = FooterLink::new(&doc, &root, &label, move || {
                 let _ = this.open();
-            }));
+            });
+            link.set_hidden(inner.awaits_identity());
+            inner.link = Some(link);
         }
         inner
             .host
@@ -183,6 +203,11 @@ impl Widget {
             // A session is already past its code (consent asked, or active):
             // the prompt or the indicator is what the visitor needs.
             return Ok(());
+        }
+        let live = matches!(inner.code, CodeState::Live(_));
+        if !live && inner.awaits_identity() {
+            // Nobody to make a code for yet (and the link is hidden).
+            return Err(Error::NotIdentified);
         }
         inner.ensure_mounted()?;
         if inner.modal.as_ref().is_some_and(CodeModal::is_open) {
@@ -215,16 +240,81 @@ impl Widget {
             CodeState::Live(live) => Some((live.response.code.clone(), live.deadline)),
             _ => None,
         };
+        let requesting = matches!(inner.code, CodeState::Requesting);
+        let form = inner.form_wanted();
+        let typed = inner.typed.clone();
         let modal = inner.modal.as_mut().ok_or(Error::Destroyed)?;
         modal.open();
         match shown {
             Some((code, deadline)) => modal.show_code(&code, deadline),
-            None => {
-                drop(inner);
-                self.request();
-            }
+            // A `createSessionCode()` call is on its way: wait for it.
+            None if requesting => modal.show_loading(),
+            None => match form {
+                Some(guest) => {
+                    let this = self.clone();
+                    let on_form = Rc::new(move |action| this.submit_form(action));
+                    modal.show_form(guest, typed.as_ref(), on_form);
+                }
+                None => {
+                    drop(inner);
+                    self.request();
+                }
+            },
         }
         Ok(())
+    }
+
+    /// The visitor filled in the form, or chose to continue as a guest.
+    fn submit_form(&self, action: FormAction) {
+        match self.live() {
+            Ok(mut inner) => {
+                inner.typed = match action {
+                    FormAction::Submit(info) => Some(info),
+                    FormAction::Guest => None,
+                }
+            }
+            Err(_) => return,
+        }
+        self.request();
+    }
+
+    /// `identify()`: the site's logged-in user, sent with every code request
+    /// from now on. Shows the link a `code` site hides until then. A
+    /// different user than before withdraws the previous user's code.
+    pub fn identify(&self, identity: Identity) -> Result<()> {
+        let other_user = {
+            let mut inner = self.live()?;
+            let other_user = inner
+                .identity
+                .as_ref()
+                .is_some_and(|old| old.user_id != identity.user_id);
+            inner.identity = Some(identity);
+            if let Some(link) = inner.link.as_ref() {
+                link.set_hidden(false);
+            }
+            other_user && !matches!(inner.code, CodeState::Idle)
+        };
+        if other_user {
+            self.close()?;
+        }
+        Ok(())
+    }
+
+    /// `reset()` (logout, shared devices): forgets the visitor id, the
+    /// identity and what was typed on this browser, and withdraws the code
+    /// on display. A `code` site's link hides until the next `identify()`.
+    pub fn reset(&self) -> Result<()> {
+        {
+            let mut inner = self.live()?;
+            inner.visitor_id.forget();
+            inner.identity = None;
+            inner.typed = None;
+            let hidden = inner.awaits_identity();
+            if let Some(link) = inner.link.as_ref() {
+                link.set_hidden(hidden);
+            }
+        }
+        self.close()
     }
 
     /// Closes the modal and withdraws the code at the broker.
@@ -257,16 +347,20 @@ impl Widget {
         Ok(())
     }
 
-    /// `createSessionCode()`: the live code, or a new one. Concurrent calls
-    /// share one request.
-    pub fn create_session_code(&self) -> js_sys::Promise {
+    /// `createSessionCode()`: the live code, or a new one (with `visitor`,
+    /// if given, as the form's data; an error there rejects). Concurrent
+    /// calls share one request.
+    pub fn create_session_code(&self, visitor: Result<Option<VisitorInfo>>) -> js_sys::Promise {
         let this = self.clone();
         js_sys::Promise::new(&mut move |resolve, reject| {
-            let outcome = match this.live() {
-                Err(e) => Err(e),
-                Ok(mut inner) => match &inner.code {
+            let outcome = match (visitor.clone(), this.live()) {
+                (Err(e), _) | (_, Err(e)) => Err(e),
+                (Ok(visitor), Ok(mut inner)) => match &inner.code {
                     CodeState::Live(live) => Ok(Some(live.to_js())),
                     _ => {
+                        if visitor.is_some() {
+                            inner.typed = visitor;
+                        }
                         inner.waiters.push((resolve.clone(), reject.clone()));
                         Ok(None)
                     }
@@ -298,13 +392,25 @@ impl Widget {
                 }
                 _ => {}
             }
+            if inner.awaits_identity() {
+                let waiters = std::mem::take(&mut inner.waiters);
+                drop(inner);
+                for (_, reject) in waiters {
+                    let _ = reject.call1(&JsValue::NULL, &JsValue::from(Error::NotIdentified));
+                }
+                return;
+            }
             inner.code = CodeState::Requesting;
             if let Some(modal) = inner.modal.as_mut() {
                 modal.show_loading();
             }
+            // The visitor id is made here, at the first request, and not
+            // before: a page load writes nothing (seed 001).
             let body = CreateCodeRequest {
+                visitor_id: inner.visitor_id.get_or_create(),
                 site_key: inner.config.site_key.clone(),
-                visitor: None,
+                visitor: inner.typed.clone(),
+                identity: inner.identity.clone(),
             };
             (inner.generation, inner.client.clone(), body)
         };
@@ -365,8 +471,19 @@ impl Widget {
             }
             Err(err) => {
                 inner.code = CodeState::Failed;
+                let identity_refused = matches!(
+                    err,
+                    Error::Api {
+                        code: ErrorCode::IdentityRequired | ErrorCode::InvalidIdentity,
+                        ..
+                    }
+                );
                 if let Some(modal) = inner.modal.as_mut() {
-                    modal.show_error(matches!(err, Error::Network | Error::Timeout));
+                    if identity_refused {
+                        modal.show_identity_error();
+                    } else {
+                        modal.show_error(matches!(err, Error::Network | Error::Timeout));
+                    }
                 }
                 if !err.is_transient() {
                     // A configuration problem (unknown site key, origin not
@@ -446,6 +563,23 @@ impl Widget {
 }
 
 impl Inner {
+    /// True while a `code` site has not said who its user is: no link, no code.
+    fn awaits_identity(&self) -> bool {
+        self.config.auth == AuthMode::Code && self.identity.is_none()
+    }
+
+    /// `Some(guest)` when the form comes before the code: `form` and
+    /// `optional-form` sites (`guest`: with "Continue as guest"), unless the
+    /// site already identified its user.
+    fn form_wanted(&self) -> Option<bool> {
+        match self.config.auth {
+            _ if self.identity.is_some() => None,
+            AuthMode::Form => Some(false),
+            AuthMode::OptionalForm => Some(true),
+            AuthMode::Visitor | AuthMode::Code => None,
+        }
+    }
+
     fn ensure_host(&mut self) -> Result<()> {
         if self.host.is_none() {
             self.host = Some(Host::new(

@@ -39,6 +39,26 @@ key = "short"
 name = "Short-lived codes"
 allowed_origins = ${origins}
 code_lifetime_secs = 3
+
+[[site]]
+key = "bank"
+name = "Signed-in customers only (code mode)"
+allowed_origins = ${origins}
+auth_mode = "code"
+secret = "${TEST_SITE_SECRET}"
+time_zone = "Europe/Paris"
+
+[[site]]
+key = "form"
+name = "Name and email required (form mode)"
+allowed_origins = ${origins}
+auth_mode = "form"
+
+[[site]]
+key = "optional"
+name = "Name and email optional (optional-form mode)"
+allowed_origins = ${origins}
+auth_mode = "optional-form"
 `;
 }
 
@@ -80,6 +100,8 @@ export class Broker {
       "--www", path.join(ROOT, "www"),
       "--sdk", path.join(ROOT, "pkg/dist"),
       "--examples", path.join(ROOT, "examples"),
+      // The demo shop's fake login (a test broker, like the demo's).
+      "--demo-login",
     ];
     const proc = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.env } });
     this.proc = proc;
@@ -167,4 +189,19 @@ export function agentJwt({ sub = "crm-agent-7", name = "Robin", site = "demo", e
   const unsigned = `${b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${b64url(JSON.stringify(claims))}`;
   const signature = createHmac("sha256", secret).update(unsigned).digest("base64url");
   return `${unsigned}.${signature}`;
+}
+
+/**
+ * A visitor identity as a site's server signs it for `identify()`: claims
+ * `sub` (the user id), `name`, `email`, optional `custom` and `exp`, HS256
+ * with the site's secret. Returns what the page passes to identify().
+ */
+export function signedIdentity({ userId = "u-42", name = "Robin Customer", email = "robin@example.com", customData, exp, secret = TEST_SITE_SECRET } = {}) {
+  const claims = { sub: userId, name, email, exp: exp ?? Math.floor(Date.now() / 1000) + 3600 };
+  if (customData) claims.custom = customData;
+  const unsigned = `${b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${b64url(JSON.stringify(claims))}`;
+  const signature = createHmac("sha256", secret).update(unsigned).digest("base64url");
+  const identity = { userId, name, email, token: `${unsigned}.${signature}` };
+  if (customData) identity.customData = customData;
+  return identity;
 }

@@ -40,6 +40,9 @@ pub fn run(args: &[String]) -> Result {
         .arg(build::dist_dir())
         .arg("--examples")
         .arg(root().join("examples"))
+        // The demo shop's fake login, which signs visitor identities the way
+        // a real site's server would. Demo only; off unless asked for.
+        .arg("--demo-login")
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("could not start the broker: {e}"))?;

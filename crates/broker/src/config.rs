@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use agent_assist_protocol::AuthMode;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
@@ -126,6 +127,12 @@ pub struct ServeArgs {
     /// Folder of integration examples served at `/examples/` (demo only).
     #[arg(long, env = "AGENT_ASSIST_EXAMPLES")]
     pub examples: Option<PathBuf>,
+    /// DEMO ONLY, NEVER IN PRODUCTION: enables `POST /demo/login`, which
+    /// signs an identity for a few made-up users with the site's secret,
+    /// for anyone who asks. It stands in for a real site's own server in
+    /// the demo shop's fake login. Off unless given.
+    #[arg(long)]
+    pub demo_login: bool,
 }
 
 /// A configuration that was read and checked; see [`Config::load`].
@@ -150,14 +157,87 @@ pub struct Site {
     pub allowed_origins: Vec<String>,
     /// How long an issued code stays redeemable, in seconds.
     pub code_lifetime_secs: u32,
-    /// Verifies agent JWTs (and, later, visitor identity tokens). Without
-    /// one, the site's agents can only use broker-issued API tokens.
+    /// Verifies agent JWTs and visitors' identity tokens. Without one, the
+    /// site's agents can only use broker-issued API tokens and its visitors
+    /// cannot be verified (so `auth_mode = "code"` requires one).
     pub secret: Option<SiteSecret>,
     /// How long an `authorizing` session waits for the visitor's answer.
     pub consent_timeout_secs: u32,
     /// How many failed redemptions lock an agent or the whole site.
     pub redeem_limits: RedeemLimits,
+    /// How the site identifies its visitors (seed 003), enforced on every
+    /// code request.
+    pub auth_mode: AuthMode,
+    /// Where the site's agents are: anonymous visitors are named after
+    /// their first contact (`Web User - MM/DD HH:MM`) in this zone.
+    pub time_zone: SiteTimeZone,
 }
+
+/// A site's IANA time zone, resolved once at start-up from the time zone
+/// database bundled into the broker (so a machine without
+/// `/usr/share/zoneinfo` names visitors the same way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteTimeZone {
+    name: String,
+    zone: jiff::tz::TimeZone,
+}
+
+impl SiteTimeZone {
+    /// The zone named `name` (`Europe/Paris`, `UTC`, …); the error says why not.
+    pub fn named(name: &str) -> Result<Self, String> {
+        if name.trim().is_empty() {
+            return Err("must not be empty; use an IANA name such as \"Europe/Paris\"".into());
+        }
+        let zone = jiff::tz::TimeZone::get(name).map_err(|_| {
+            format!("{name:?} is not a time zone name; use an IANA name such as \"Europe/Paris\"")
+        })?;
+        Ok(Self {
+            name: name.to_owned(),
+            zone,
+        })
+    }
+
+    /// Coordinated Universal Time, the default.
+    pub fn utc() -> Self {
+        Self {
+            name: "UTC".to_owned(),
+            zone: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    /// The name as configured.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The zone itself.
+    pub fn zone(&self) -> &jiff::tz::TimeZone {
+        &self.zone
+    }
+}
+
+impl Default for SiteTimeZone {
+    fn default() -> Self {
+        Self::utc()
+    }
+}
+
+/// The spelling of `mode` in the site file.
+pub fn auth_mode_name(mode: AuthMode) -> &'static str {
+    match mode {
+        AuthMode::Visitor => "visitor",
+        AuthMode::Code => "code",
+        AuthMode::Form => "form",
+        AuthMode::OptionalForm => "optional-form",
+    }
+}
+
+const AUTH_MODES: [AuthMode; 4] = [
+    AuthMode::Visitor,
+    AuthMode::Code,
+    AuthMode::Form,
+    AuthMode::OptionalForm,
+];
 
 /// A site's shared secret. It prints as `SiteSecret(..)` so that no `{:?}`
 /// of a [`Site`] or [`Config`] can put it in a log.
@@ -226,6 +306,8 @@ impl Site {
             secret: None,
             consent_timeout_secs: DEFAULT_CONSENT_TIMEOUT_SECS,
             redeem_limits: RedeemLimits::default(),
+            auth_mode: AuthMode::Visitor,
+            time_zone: SiteTimeZone::utc(),
         }
     }
 
@@ -268,6 +350,8 @@ struct RawSite {
     secret_env: Option<String>,
     consent_timeout_secs: Option<i64>,
     redeem_limits: Option<RawRedeemLimits>,
+    auth_mode: Option<String>,
+    time_zone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -427,6 +511,25 @@ impl RawSite {
             }
             (None, None) => None,
         };
+        let auth_mode = match self.auth_mode.as_deref() {
+            None => AuthMode::Visitor,
+            Some(name) => AUTH_MODES
+                .into_iter()
+                .find(|m| auth_mode_name(*m) == name)
+                .ok_or_else(|| {
+                    (
+                        "auth_mode".to_owned(),
+                        format!(
+                            "{name:?} is not a mode; use one of \"visitor\", \"code\", \"form\", \
+                             \"optional-form\""
+                        ),
+                    )
+                })?,
+        };
+        let time_zone = match self.time_zone.as_deref() {
+            None => SiteTimeZone::utc(),
+            Some(name) => SiteTimeZone::named(name).map_err(|msg| ("time_zone".to_owned(), msg))?,
+        };
         let raw = self.redeem_limits.unwrap_or_default();
         let d = RedeemLimits::default();
         let count = 1..=u32::MAX;
@@ -466,6 +569,8 @@ impl RawSite {
             secret,
             consent_timeout_secs,
             redeem_limits,
+            auth_mode,
+            time_zone,
         })
     }
 }
@@ -523,6 +628,16 @@ impl Site {
                     format!("is shorter than {MIN_SECRET_LEN} characters"),
                 ));
             }
+        }
+        if self.auth_mode == AuthMode::Code && self.secret.is_none() {
+            // Checked here rather than where the file is read so that a site
+            // made in code gets the same rule.
+            return Err((
+                "auth_mode".into(),
+                "\"code\" verifies the identities the site's server signs, so the site \
+                 needs a secret (set secret or secret_env)"
+                    .into(),
+            ));
         }
         let l = &self.redeem_limits;
         for (field, value, max) in [
@@ -833,6 +948,74 @@ mod tests {
             assert!(e.contains(field), "{extra}: {e}");
             assert!(!e.contains("too short"), "the secret is not quoted: {e}");
         }
+    }
+
+    #[test]
+    fn identity_settings_default_to_anonymous_visitors_in_utc() {
+        let config = Config::from_toml_with_env(BASE, no_env).unwrap();
+        let site = config.site("d").unwrap();
+        assert_eq!(site.auth_mode, AuthMode::Visitor);
+        assert_eq!(site.time_zone.name(), "UTC");
+    }
+
+    #[test]
+    fn identity_settings_are_read() {
+        for (mode, want) in [
+            ("visitor", AuthMode::Visitor),
+            ("form", AuthMode::Form),
+            ("optional-form", AuthMode::OptionalForm),
+            ("code", AuthMode::Code),
+        ] {
+            let text = format!(
+                "{BASE}secret = \"{SECRET}\"\nauth_mode = \"{mode}\"\ntime_zone = \"Europe/Paris\"\n"
+            );
+            let config = Config::from_toml_with_env(&text, no_env).unwrap();
+            let site = config.site("d").unwrap();
+            assert_eq!(site.auth_mode, want);
+            assert_eq!(site.time_zone.name(), "Europe/Paris");
+            assert_eq!(auth_mode_name(want), mode);
+        }
+    }
+
+    #[test]
+    fn bad_identity_settings_are_named() {
+        for (extra, field, says) in [
+            (
+                "auth_mode = \"magic\"\n",
+                "site[0].auth_mode",
+                "optional-form",
+            ),
+            ("auth_mode = \"Code\"\n", "site[0].auth_mode", "not a mode"),
+            ("auth_mode = \"code\"\n", "site[0].auth_mode", "secret"),
+            ("auth_mode = 3\n", "auth_mode", ""),
+            (
+                "time_zone = \"Mars/Olympus_Mons\"\n",
+                "site[0].time_zone",
+                "IANA",
+            ),
+            ("time_zone = \"\"\n", "site[0].time_zone", "empty"),
+            ("time_zone = \"+02:00\"\n", "site[0].time_zone", "IANA"),
+        ] {
+            let e = Config::from_toml_with_env(&format!("{BASE}{extra}"), no_env).unwrap_err();
+            assert!(e.contains(field), "{extra}: {e}");
+            assert!(e.contains(says), "{extra}: {e}");
+        }
+        // A site made in code gets the same rule as a file.
+        let mut site = Site::new("d", "x", ["https://x.example"]);
+        site.auth_mode = AuthMode::Code;
+        let e = Config::new([site.clone()]).unwrap_err();
+        assert!(e.starts_with("site[0].auth_mode"), "{e}");
+        site.secret = Some(SiteSecret::new(SECRET));
+        assert!(Config::new([site]).is_ok());
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../sites.example.toml");
+        let config = Config::from_toml_with_env(text, no_env).unwrap();
+        let shop = config.site("shop").unwrap();
+        assert_eq!(shop.auth_mode, AuthMode::Visitor);
+        assert_eq!(shop.time_zone.name(), "UTC");
     }
 
     #[test]

@@ -21,9 +21,10 @@ use crate::secrets::is_device_token;
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// `axum::Json`, but refusing with [`AppError`]: 400 `malformed_json` for bad
-/// syntax, a wrong shape or unknown fields, 415 `unsupported_media_type`
-/// without `Content-Type: application/json`, 413 `payload_too_large` over
-/// [`MAX_BODY_BYTES`].
+/// syntax, a wrong shape or unknown fields (the message names the field,
+/// e.g. `identity.custom_data.orders: invalid type: integer…`), 415
+/// `unsupported_media_type` without `Content-Type: application/json`, 413
+/// `payload_too_large` over [`MAX_BODY_BYTES`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -45,7 +46,7 @@ where
                 "the body must be a JSON object",
             ));
         }
-        T::deserialize(&value)
+        serde_path_to_error::deserialize(&value)
             .map(Self)
             .map_err(|e| AppError::new(ErrorCode::MalformedJson, format!("invalid body: {e}")))
     }
@@ -113,7 +114,16 @@ pub fn check_origin(headers: &HeaderMap, site: Option<&Site>) -> Result<()> {
 /// send `Origin` even on same-origin `POST`s, and the broker does not know
 /// its public address, so it compares with `Host`.
 pub fn check_agent_origin(headers: &HeaderMap, site: Option<&Site>) -> Result<()> {
-    let same_host = match (headers.get(ORIGIN), headers.get(HOST)) {
+    if from_same_host(headers) {
+        return Ok(());
+    }
+    check_origin(headers, site)
+}
+
+/// True when the request has an `Origin` and it is the host the request was
+/// sent to (`Host`): a page the broker itself served.
+pub fn from_same_host(headers: &HeaderMap) -> bool {
+    match (headers.get(ORIGIN), headers.get(HOST)) {
         (Some(origin), Some(host)) => match (origin.to_str(), host.to_str()) {
             (Ok(origin), Ok(host)) => origin
                 .split_once("://")
@@ -121,11 +131,7 @@ pub fn check_agent_origin(headers: &HeaderMap, site: Option<&Site>) -> Result<()
             _ => false,
         },
         _ => false,
-    };
-    if same_host {
-        return Ok(());
     }
-    check_origin(headers, site)
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
-//! Agent JWTs: HS256 tokens a site's own systems (a CRM, a help desk) mint
-//! with the site's secret, so their agents can redeem codes without a
-//! broker-issued API token.
+//! HS256 JWTs signed with a site's secret, of two kinds:
+//!
+//! - agent JWTs, which a site's own systems (a CRM, a help desk) mint so
+//!   their agents can redeem codes without a broker-issued API token
+//!   (claims `sub`, `name`, `site`, `exp`; [`verify`]);
+//! - visitor identity tokens, which a site's server mints for its logged-in
+//!   user so the agent can trust who the visitor is (claims `sub`, `name`,
+//!   `email`, `custom`, `exp`, and never `site`; [`verify_identity`]).
 //!
 //! Written by hand rather than with a JWT library because only one narrow
 //! shape is accepted, and every check is visible here: the header's `alg`
@@ -9,6 +14,8 @@
 //! `exp` is required and at most a day away (these tokens are meant to be
 //! short-lived; a long-lived credential is what the API token is for).
 
+use std::collections::BTreeMap;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -16,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::config::Config;
+use crate::config::{Config, SiteSecret};
 
 /// The only algorithm accepted.
 pub const ALGORITHM: &str = "HS256";
@@ -79,9 +86,32 @@ pub fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
-/// Checks `token` against the secret of the site it names, at `now_secs`
-/// (seconds since the Unix epoch), and returns its claims.
-pub fn verify(token: &str, config: &Config, now_secs: u64) -> Result<Claims, JwtError> {
+/// What every accepted token carries: when it expires and, optionally,
+/// when it was issued.
+trait Lifetime {
+    fn exp(&self) -> u64;
+    fn iat(&self) -> Option<u64>;
+}
+
+impl Lifetime for Claims {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+    fn iat(&self) -> Option<u64> {
+        self.iat
+    }
+}
+
+/// The checks every token gets, agent or identity: the header's `alg` is
+/// exactly HS256 and no `crit`; the claims parse as `C`; the signature
+/// matches the secret `secret_for` picks (from the still untrusted claims);
+/// `exp` has not passed and is at most a day away; `iat` is not in the
+/// future.
+fn verify_signed<'k, C, F>(token: &str, secret_for: F, now_secs: u64) -> Result<C, JwtError>
+where
+    C: serde::de::DeserializeOwned + Lifetime,
+    F: FnOnce(&C) -> Result<&'k [u8], JwtError>,
+{
     let mut parts = token.split('.');
     let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -101,30 +131,44 @@ pub fn verify(token: &str, config: &Config, now_secs: u64) -> Result<Claims, Jwt
 
     // The claims are read before the signature is checked only to find the
     // key; nothing in them is trusted until the signature matches.
-    let claims: Claims = decode_json(claims_b64).ok_or(JwtError::Malformed("claims"))?;
-    let site = config.site(&claims.site).ok_or(JwtError::UnknownSite)?;
-    let secret = site.secret.as_ref().ok_or(JwtError::NoSecret)?;
+    let claims: C = decode_json(claims_b64).ok_or(JwtError::Malformed("claims"))?;
+    let secret = secret_for(&claims)?;
     let signature = URL_SAFE_NO_PAD
         .decode(signature_b64)
         .map_err(|_| JwtError::Malformed("signature"))?;
     let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
     // `verify_slice` compares in constant time.
-    mac(secret.as_bytes(), signed.as_bytes())
+    mac(secret, signed.as_bytes())
         .verify_slice(&signature)
         .map_err(|_| JwtError::BadSignature)?;
 
-    if now_secs >= claims.exp.saturating_add(LEEWAY_SECS) {
+    if now_secs >= claims.exp().saturating_add(LEEWAY_SECS) {
         return Err(JwtError::Expired);
     }
-    if claims.exp.saturating_sub(now_secs) > MAX_LIFETIME_SECS {
+    if claims.exp().saturating_sub(now_secs) > MAX_LIFETIME_SECS {
         return Err(JwtError::LifetimeTooLong);
     }
     if claims
-        .iat
+        .iat()
         .is_some_and(|iat| iat > now_secs.saturating_add(LEEWAY_SECS))
     {
         return Err(JwtError::NotYetIssued);
     }
+    Ok(claims)
+}
+
+/// Checks `token` against the secret of the site it names, at `now_secs`
+/// (seconds since the Unix epoch), and returns its claims.
+pub fn verify(token: &str, config: &Config, now_secs: u64) -> Result<Claims, JwtError> {
+    let claims: Claims = verify_signed(
+        token,
+        |claims: &Claims| {
+            let site = config.site(&claims.site).ok_or(JwtError::UnknownSite)?;
+            let secret = site.secret.as_ref().ok_or(JwtError::NoSecret)?;
+            Ok(secret.as_bytes())
+        },
+        now_secs,
+    )?;
     if !text_ok(&claims.sub, MAX_SUB_LEN) {
         return Err(JwtError::InvalidClaim("sub"));
     }
@@ -134,8 +178,81 @@ pub fn verify(token: &str, config: &Config, now_secs: u64) -> Result<Claims, Jwt
     Ok(claims)
 }
 
+/// The claims of a visitor's identity token: who the site's server says
+/// its logged-in user is. The token is checked with the secret of the site
+/// the code request is for, so it names no site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityClaims {
+    /// The site's own id for the user.
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Extra facts for the agent; strings only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<BTreeMap<String, String>>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Never set in an identity token: its presence is what makes a token
+    /// an agent's (see [`Claims::site`]). Read only so that it can be
+    /// refused.
+    #[serde(default, skip_serializing)]
+    site: Option<Value>,
+}
+
+impl IdentityClaims {
+    /// Claims for `sub` expiring at `exp`, the rest empty.
+    pub fn new(sub: impl Into<String>, exp: u64) -> Self {
+        Self {
+            sub: sub.into(),
+            name: None,
+            email: None,
+            custom: None,
+            exp,
+            iat: None,
+            site: None,
+        }
+    }
+}
+
+impl Lifetime for IdentityClaims {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+    fn iat(&self) -> Option<u64> {
+        self.iat
+    }
+}
+
+/// Checks a visitor's identity token against `secret` (the secret of the
+/// site the code request is for) at `now_secs`, with the same rules as an
+/// agent JWT, and returns its claims. The claims' values are checked by
+/// the caller, against the fields sent beside the token.
+///
+/// A token with a `site` claim is refused: agent JWTs are told apart by
+/// that claim, and both kinds are signed with the same secret, so an agent
+/// JWT must never pass as a visitor (and a site that puts `site` in its
+/// identity tokens learns at once, before its visitors' tokens could pass
+/// as agents').
+pub fn verify_identity(
+    token: &str,
+    secret: &SiteSecret,
+    now_secs: u64,
+) -> Result<IdentityClaims, JwtError> {
+    let claims: IdentityClaims =
+        verify_signed(token, |_: &IdentityClaims| Ok(secret.as_bytes()), now_secs)?;
+    if claims.site.is_some() {
+        return Err(JwtError::InvalidClaim("site"));
+    }
+    Ok(claims)
+}
+
 /// Signs `claims` as an HS256 JWT with `secret`. The broker itself never
-/// mints agent tokens; this is for tests, tools and Rust-based CRMs.
+/// mints agent tokens; this is for tests, tools, Rust-based CRMs, and the
+/// demo login's identity tokens.
 pub fn encode(claims: &impl Serialize, secret: &[u8]) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     // Serializing plain structs to JSON cannot fail; an empty object would

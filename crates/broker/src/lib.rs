@@ -6,21 +6,27 @@
 //!
 //! - [`config`]: the command line (`serve`, `agents add|list|revoke`) and the
 //!   site file (`[[site]]` with key, name, allowed origins, code lifetime,
-//!   secret, consent timeout, redeem limits), checked completely at start-up.
+//!   secret, consent timeout, redeem limits, auth mode, time zone), checked
+//!   completely at start-up.
 //! - [`routes`]: the HTTP API, one file per resource (`codes`, `sessions`,
-//!   `events`, `agent`, `health`), each with its own `router()`.
+//!   `events`, `agent`, `visitors`, `demo`, `health`), each with its own
+//!   `router()`.
+//! - [`identity`]: who the visitor is — each site's auth mode enforced on
+//!   code requests, signed identities checked, the visitor as agents see
+//!   them ("Web User - MM/DD HH:MM" in the site's time zone).
 //! - [`state`]: [`AppState`], and the operations that keep store, hub and
 //!   timers in step (a change is committed, then announced).
 //! - [`lifecycle`]: the session state machine, one pure function that every
 //!   state change is checked against.
 //! - [`store`]: the [`store::Store`] trait and its backends
 //!   ([`store::sqlite`] now, Redis later): sessions, event logs, tickets,
-//!   agents, failed redemptions.
+//!   agents, failed redemptions, visitor records and their merging.
 //! - [`hub`]: announces committed events to open event streams
 //!   ([`hub::LocalHub`] in process; Redis pub/sub later).
 //! - [`timers`]: the per-session consent timer and the periodic sweep.
 //! - [`auth`]: who is calling — agents by API token or JWT, devices by token.
-//! - [`jwt`]: hand-written HS256 verification of agent JWTs.
+//! - [`jwt`]: hand-written HS256 verification of agent JWTs and visitor
+//!   identity tokens.
 //! - [`limits`]: the failed-redemption limits that make guessing hopeless.
 //! - [`admin`]: the `agents` subcommands of the binary.
 //! - [`extract`]: the JSON body, bearer and `Origin` checks the routes
@@ -45,6 +51,7 @@ pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod hub;
+pub mod identity;
 pub mod jwt;
 pub mod lifecycle;
 pub mod limits;
@@ -134,6 +141,12 @@ pub async fn run(
     let sweeper = tokio::spawn(timers::sweep_periodically(state.clone()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, sites = state.config.sites().count(), "broker started");
+    }
+    if state.demo_login {
+        tracing::warn!(
+            "DEMO LOGIN IS ON (--demo-login): POST /demo/login signs identities for made-up \
+             users with the site's secret, for anyone who asks. Never use it in production."
+        );
     }
     let closing = state.clone();
     let served = axum::serve(listener, app(state.clone()))

@@ -59,6 +59,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if let Some(examples) = args.examples {
         state = state.with_examples(examples);
     }
+    state = state.with_demo_login(args.demo_login);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(e) => {

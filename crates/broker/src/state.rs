@@ -7,11 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use agent_assist_protocol::VisitorView;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, SiteTimeZone};
 use crate::hub::{Hub, LocalHub};
+use crate::identity;
 use crate::secrets::{hash_token, new_stream_ticket, STREAM_TICKET_TTL_SECS};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Change, Session, SessionEvent, SessionUpdate, Store, StoreError};
@@ -34,6 +36,9 @@ pub struct AppState {
     pub sdk_dir: Option<PathBuf>,
     /// Integration examples served at `/examples/`, if any (the demo's).
     pub examples_dir: Option<PathBuf>,
+    /// Whether `POST /demo/login` signs identities for made-up users
+    /// (`serve --demo-login`; never in production).
+    pub demo_login: bool,
 }
 
 impl AppState {
@@ -48,6 +53,7 @@ impl AppState {
             www_dir: None,
             sdk_dir: None,
             examples_dir: None,
+            demo_login: false,
         }
     }
 
@@ -83,6 +89,35 @@ impl AppState {
     pub fn with_examples(mut self, dir: impl Into<PathBuf>) -> Self {
         self.examples_dir = Some(dir.into());
         self
+    }
+
+    /// Enables `POST /demo/login` (demo only; see [`crate::routes::demo`]).
+    #[must_use]
+    pub fn with_demo_login(mut self, enabled: bool) -> Self {
+        self.demo_login = enabled;
+        self
+    }
+
+    /// The visitor of session `session_id` of `site_key` as the agent sees
+    /// them: record, display name in the site's time zone, and newest
+    /// tickets. `None` when no session has this id.
+    pub async fn visitor_view(
+        &self,
+        session_id: &str,
+        site_key: &str,
+    ) -> Result<Option<VisitorView>, StoreError> {
+        let history = self
+            .store
+            .visitor(session_id, identity::MAX_TICKETS, self.clock.now_ms())
+            .await?;
+        // A site removed from the configuration keeps its visitors readable
+        // (in UTC) until its sessions are gone.
+        let utc = SiteTimeZone::utc();
+        let zone = self
+            .config
+            .site(site_key)
+            .map_or(&utc, |site| &site.time_zone);
+        Ok(history.map(|h| identity::view(h, zone.zone())))
     }
 
     /// The id of the session holding `code` for `site_key`, if the code is

@@ -14,7 +14,9 @@ use crate::session_panel::{PanelAction, SessionPanel};
 use crate::sign_in::SignIn;
 use crate::stream::{SessionStream, StreamEvent};
 use crate::text::{self, say};
-use agent_assist_protocol::{AgentMe, RedeemRequest, RedeemResponse, SessionState, SessionStatus};
+use agent_assist_protocol::{
+    AgentMe, RedeemRequest, RedeemResponse, SessionState, SessionStatus, VisitorView,
+};
 use agent_assist_web::dom::{append, attr, el, text_el};
 use agent_assist_web::http::Http;
 use std::cell::{Cell, RefCell};
@@ -43,6 +45,8 @@ pub enum Msg {
     Panel(PanelAction),
     Ended(Result<SessionStatus>),
     Stream(StreamEvent),
+    /// The visitor as the broker knows them after the session ended.
+    Visitor(Result<VisitorView>),
 }
 
 /// The agent, once the broker has confirmed who the credential belongs to.
@@ -292,7 +296,9 @@ impl App {
                 };
                 match answer {
                     Ok(status) => {
-                        panel.update(&status);
+                        if panel.update(&status) {
+                            self.refresh_visitor(&status.session_id);
+                        }
                         if status.state == SessionState::Ended {
                             stream.close();
                         }
@@ -311,13 +317,25 @@ impl App {
                 }
             }
             Msg::Panel(PanelAction::NewCode) => self.show_code_entry(),
+            Msg::Visitor(answer) => {
+                if let (Card::Session { panel, .. }, Ok(visitor)) = (&*self.card.borrow(), answer) {
+                    panel.show_visitor(&visitor);
+                }
+                // On an error the history stays as it was: the session's
+                // outcome is in the status region already, and whatever
+                // the agent does next meets a refused credential there.
+            }
             Msg::Stream(event) => {
                 let card = self.card.borrow();
                 let Card::Session { panel, .. } = &*card else {
                     return;
                 };
                 match event {
-                    StreamEvent::Status(status) => panel.update(&status),
+                    StreamEvent::Status(status) => {
+                        if panel.update(&status) {
+                            self.refresh_visitor(&status.session_id);
+                        }
+                    }
                     StreamEvent::Live(live) => panel.set_live(live),
                     StreamEvent::CredentialRefused => {
                         drop(card);
@@ -326,6 +344,27 @@ impl App {
                 }
             }
         }
+    }
+
+    /// Asks the broker for the visitor again, so the history shows how the
+    /// session that just ended went.
+    fn refresh_visitor(&self, session_id: &str) {
+        let Some(token) = self.token() else { return };
+        let http = self.http.clone();
+        let path = [
+            "/v1/sessions/",
+            &crate::stream::encode(session_id),
+            "/visitor",
+        ]
+        .concat();
+        self.call(
+            async move {
+                http.call::<(), VisitorView>("GET", &path, Some(&token), None)
+                    .await
+                    .map_err(Error::from)
+            },
+            Msg::Visitor,
+        );
     }
 
     fn token(&self) -> Option<String> {
@@ -409,7 +448,8 @@ impl App {
             &redeemed.visitor,
             self.sender(Msg::Panel),
         );
-        panel.update(&redeemed.session);
+        // A session is never over when its code is redeemed.
+        let _ = panel.update(&redeemed.session);
         let stream = SessionStream::open(
             self.http.clone(),
             token,

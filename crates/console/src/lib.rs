@@ -10,11 +10,13 @@
 //! - `app`: the controller — which card is shown, the broker calls, the
 //!   tab's sign-in in `sessionStorage`.
 //! - Components, each owning its nodes, listeners and timers and removing
-//!   them on drop: `sign_in`, `account_bar`, `code_entry`, `session_panel`.
+//!   them on drop: `sign_in`, `account_bar`, `code_entry`, `session_panel`
+//!   and, inside it, `visitor_card` (who the visitor is, their history).
 //! - `stream`: the session's Server-Sent Events, with ticket renewal and
 //!   resume from the last event.
 //! - [`text`]: the wording and the pure rules (pasted codes, durations,
-//!   one sentence per session state); `error`: the error type.
+//!   one sentence per session state and per visitor identity); `error`:
+//!   the error type.
 //!
 //! Broker calls go through `agent-assist-web`, shared with the widget.
 
@@ -26,6 +28,7 @@ mod session_panel;
 mod sign_in;
 mod stream;
 pub mod text;
+mod visitor_card;
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod web_tests;

@@ -1,10 +1,10 @@
-//! The session card: who the visitor is (their data as text, never HTML:
-//! it is whatever they typed), the session's live state in a status
-//! region, the time left for the visitor to answer, End session while the
-//! session is live and New code once it is over.
+//! The session card: who the visitor is and their earlier sessions (a
+//! [`VisitorCard`]), the session's live state in a status region, the time
+//! left for the visitor to answer, End session while the session is live
+//! and New code once it is over.
 
 use crate::text::{self, say};
-use crate::unique_id;
+use crate::visitor_card::VisitorCard;
 use agent_assist_protocol::{SessionState, SessionStatus, VisitorView};
 use agent_assist_web::dom::{self, append, attr, el, text_el, Listener};
 use gloo_timers::callback::Interval;
@@ -26,7 +26,7 @@ const MAX_SENSIBLE_WAIT_MS: f64 = 3_600_000.0;
 
 pub struct SessionPanel {
     root: Element,
-    heading: Element,
+    visitor: VisitorCard,
     state_box: Element,
     badge_text: Element,
     status: Element,
@@ -50,38 +50,11 @@ impl SessionPanel {
     ) -> SessionPanel {
         let root = el(doc, "section", "card session");
 
-        let who = el(doc, "div", "visitor");
-        let avatar = text_el(doc, "div", "avatar", &text::initial(&visitor.display_name));
-        attr(&avatar, "aria-hidden", "true");
-        append(&who, &avatar);
-        let names = el(doc, "div", "visitor-text");
-        append(&names, &text_el(doc, "p", "eyebrow", say::VISITOR));
-        // Text content only: the visitor's data is untrusted.
-        let heading = text_el(doc, "h2", "visitor-name", &visitor.display_name);
-        let heading_id = unique_id("visitor-name");
-        attr(&heading, "id", &heading_id);
-        // Focusable from script, so the agent lands here after connecting.
-        attr(&heading, "tabindex", "-1");
-        attr(&root, "aria-labelledby", &heading_id);
-        append(&names, &heading);
-        append(&who, &names);
-        append(&root, &who);
-
-        let facts = el(doc, "dl", "facts");
-        let fact = |term: &str, value: &str, class: &str| {
-            let row = el(doc, "div", "fact");
-            append(&row, &text_el(doc, "dt", "", term));
-            append(&row, &text_el(doc, "dd", class, value));
-            append(&facts, &row);
-        };
-        if let Some(name) = &visitor.name {
-            fact(say::NAME, name, "visitor-field");
+        let visitor = VisitorCard::new(doc, session_id, visitor);
+        if let Some(id) = visitor.heading().get_attribute("id") {
+            attr(&root, "aria-labelledby", &id);
         }
-        if let Some(email) = &visitor.email {
-            fact(say::EMAIL, email, "visitor-field");
-        }
-        fact(say::SESSION, session_id, "mono");
-        append(&root, &facts);
+        append(&root, visitor.about());
 
         let state_box = el(doc, "div", "state");
         let badge = el(doc, "span", "badge");
@@ -117,6 +90,7 @@ impl SessionPanel {
         attr(&new_button, "hidden", "");
         append(&actions, &new_button);
         append(&root, &actions);
+        append(&root, visitor.history());
 
         let listeners = vec![
             {
@@ -130,7 +104,7 @@ impl SessionPanel {
 
         SessionPanel {
             root,
-            heading,
+            visitor,
             state_box,
             badge_text,
             status,
@@ -150,18 +124,25 @@ impl SessionPanel {
     }
 
     pub fn focus(&self) {
-        dom::focus(&self.heading);
+        dom::focus(self.visitor.heading());
+    }
+
+    /// Shows the visitor again, as the broker now knows them.
+    pub fn show_visitor(&self, visitor: &VisitorView) {
+        self.visitor.show(visitor);
     }
 
     /// Shows `status`. A session only moves forward, so an update that
     /// would move it back (a late answer after a newer event) is ignored.
-    pub fn update(&self, status: &SessionStatus) {
+    /// Returns whether this update ended the session, which happens once.
+    pub fn update(&self, status: &SessionStatus) -> bool {
         let old = self.state.get();
         if old.is_some_and(|old| rank(old) > rank(status.state)) {
-            return;
+            return false;
         }
         let entered_end = status.state == SessionState::Ended && old != Some(SessionState::Ended);
         self.state.set(Some(status.state));
+        self.visitor.follow(status.state, status.end_reason);
 
         let class = match status.state {
             SessionState::Pending | SessionState::Authorizing => "state waiting",
@@ -194,6 +175,7 @@ impl SessionPanel {
             // The End button (perhaps focused) is gone; New code is next.
             dom::focus(&self.new_button);
         }
+        entered_end
     }
 
     /// While the End request is on its way.
@@ -252,7 +234,7 @@ fn rank(state: SessionState) -> u8 {
     }
 }
 
-fn set_hidden(e: &Element, hidden: bool) {
+pub(crate) fn set_hidden(e: &Element, hidden: bool) {
     if hidden {
         attr(e, "hidden", "");
     } else {

@@ -1,8 +1,9 @@
 //! Everything the console says, and the pure rules behind it: what a pasted
 //! code means, how a code and a duration are written, which sentence goes
-//! with which session state. No DOM here, so it is tested natively.
+//! with which session state, how a visitor's identity and earlier sessions
+//! are described. No DOM here, so it is tested natively.
 
-use agent_assist_protocol::{EndReason, SessionState};
+use agent_assist_protocol::{EndReason, IdentityKind, SessionState};
 
 /// The console's wording, in one place.
 pub mod say {
@@ -42,6 +43,13 @@ pub mod say {
     pub const ENDING: &str = "Ending\u{2026}";
     pub const NEW_CODE: &str = "New code";
     pub const RECONNECTING: &str = "Live updates interrupted. Reconnecting\u{2026}";
+
+    pub const USER_ID: &str = "User id";
+    pub const CUSTOM_DATA: &str = "Custom data";
+    pub const EARLIER_SESSIONS: &str = "Earlier sessions";
+    pub const NO_EARLIER_SESSIONS: &str = "No earlier sessions";
+    pub const THIS_SESSION: &str = "This session";
+    pub const NO_AGENT: &str = "No agent";
 }
 
 /// Digits in a code box.
@@ -163,6 +171,49 @@ pub fn state_badge(state: SessionState) -> &'static str {
     }
 }
 
+/// The badge that says how much of the visitor's identity is proven.
+pub fn identity_badge(kind: IdentityKind) -> &'static str {
+    match kind {
+        IdentityKind::Verified => "Verified",
+        IdentityKind::Typed => "Unverified \u{2014} typed by the visitor",
+        IdentityKind::Anonymous => "Anonymous visitor",
+    }
+}
+
+/// What the badge means for the agent: a typed name or email is only a
+/// claim, so account details wait until the visitor has proven who they are.
+pub fn identity_hint(kind: IdentityKind) -> &'static str {
+    match kind {
+        IdentityKind::Verified => "Signed by the site: this is its logged-in user.",
+        IdentityKind::Typed => {
+            "Anyone can type a name or email. Confirm who they are before discussing an account."
+        }
+        IdentityKind::Anonymous => "The visitor gave no name or email.",
+    }
+}
+
+/// How a session in the visitor's history went, in words. The sentences of
+/// the status region, except that the agent who ended an earlier session
+/// may have been someone else, and a session still going is one word.
+pub fn ticket_outcome(state: SessionState, reason: Option<EndReason>) -> &'static str {
+    match (state, reason) {
+        // A code no agent has redeemed yet.
+        (SessionState::Pending, _) => "Waiting for an agent",
+        (SessionState::Authorizing, _) => "Waiting for consent",
+        (SessionState::Active, _) => "Active",
+        (SessionState::Ended, Some(EndReason::AgentEnded)) => "The agent ended the session",
+        (SessionState::Ended, reason) => state_sentence(SessionState::Ended, reason),
+    }
+}
+
+/// Who took a session in the visitor's history.
+pub fn ticket_agent(name: Option<&str>) -> String {
+    match name {
+        Some(name) => ["Agent: ", name].concat(),
+        None => say::NO_AGENT.into(),
+    }
+}
+
 /// The first letter of a name, upper-cased, for the visitor's avatar.
 pub fn initial(name: &str) -> String {
     name.trim()
@@ -263,6 +314,57 @@ mod tests {
             state_sentence(SessionState::Ended, Some(EndReason::AgentEnded)),
             "You ended the session"
         );
+    }
+
+    #[test]
+    fn each_identity_kind_has_its_own_badge_and_hint() {
+        let kinds = [
+            IdentityKind::Anonymous,
+            IdentityKind::Typed,
+            IdentityKind::Verified,
+        ];
+        assert_eq!(
+            kinds.map(identity_badge),
+            [
+                "Anonymous visitor",
+                "Unverified \u{2014} typed by the visitor",
+                "Verified"
+            ]
+        );
+        let hints = kinds.map(identity_hint);
+        assert!(hints[1].contains("Confirm who they are"));
+        assert_ne!(hints[0], hints[2]);
+    }
+
+    #[test]
+    fn a_ticket_outcome_names_who_ended_it_without_saying_you() {
+        assert_eq!(
+            ticket_outcome(SessionState::Ended, Some(EndReason::AgentEnded)),
+            "The agent ended the session"
+        );
+        assert_eq!(
+            ticket_outcome(SessionState::Ended, Some(EndReason::DeviceEnded)),
+            "The visitor ended the session"
+        );
+        assert_eq!(
+            ticket_outcome(SessionState::Ended, Some(EndReason::ConsentDenied)),
+            "The visitor denied the request"
+        );
+        assert_eq!(
+            ticket_outcome(SessionState::Ended, None),
+            "The session ended"
+        );
+        assert_eq!(ticket_outcome(SessionState::Active, None), "Active");
+        assert_eq!(
+            ticket_outcome(SessionState::Authorizing, None),
+            "Waiting for consent"
+        );
+        assert_eq!(
+            ticket_outcome(SessionState::Pending, None),
+            "Waiting for an agent"
+        );
+        assert_eq!(ticket_agent(Some("Dana")), "Agent: Dana");
+        assert_eq!(ticket_agent(None), "No agent");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! DOM behaviour in headless Chromium (wasm-bindgen-test): the code boxes
 //! (typing, paste, Backspace, arrows, auto-submit, busy, reject, lock), the
-//! sign-in form, the session panel's states and its handling of untrusted
-//! visitor data, and the console against a broker that is not there.
+//! sign-in form, the session panel's states, the visitor's identity and
+//! history and the handling of untrusted visitor data, and the console
+//! against a broker that is not there.
 //!
 //! Only a broker that is not there (`127.0.0.1:9`, the discard port) is
 //! used here; the real broker is exercised by the Playwright suite.
@@ -11,7 +12,9 @@ use crate::code_entry::CodeEntry;
 use crate::session_panel::{PanelAction, SessionPanel};
 use crate::sign_in::SignIn;
 use crate::text::say;
-use agent_assist_protocol::{EndReason, SessionState, SessionStatus, VisitorView};
+use agent_assist_protocol::{
+    EndReason, IdentityKind, SessionState, SessionStatus, Ticket, VisitorView,
+};
 use gloo_timers::future::TimeoutFuture;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -443,47 +446,324 @@ fn panel(visitor: VisitorView) -> (Element, SessionPanel, Actions) {
     (root, panel, actions)
 }
 
+/// A visitor who gave nothing, with no history.
+fn anonymous(display_name: &str) -> VisitorView {
+    VisitorView {
+        display_name: display_name.into(),
+        name: None,
+        email: None,
+        kind: IdentityKind::Anonymous,
+        user_id: None,
+        custom_data: None,
+        tickets: Vec::new(),
+    }
+}
+
+fn ticket(
+    session_id: &str,
+    created_at: u64,
+    state: SessionState,
+    end: Option<EndReason>,
+    agent: Option<&str>,
+) -> Ticket {
+    Ticket {
+        session_id: session_id.into(),
+        created_at,
+        state,
+        end_reason: end,
+        agent_name: agent.map(Into::into),
+    }
+}
+
+fn texts(root: &Element, selector: &str) -> Vec<String> {
+    let list = root.query_selector_all(selector).unwrap();
+    (0..list.length())
+        .map(|i| list.item(i).unwrap().text_content().unwrap_or_default())
+        .collect()
+}
+
+fn shown(e: &Element) -> bool {
+    !e.has_attribute("hidden") && e.closest("[hidden]").unwrap().is_none()
+}
+
+/// 2025-03-14T15:09:00Z and a day before, in milliseconds.
+const MARCH_14: u64 = 1_741_964_940_000;
+const DAY: u64 = 86_400_000;
+
 #[wasm_bindgen_test]
 fn visitor_data_is_shown_as_text_never_as_html() {
+    let custom = [
+        (
+            HOSTILE.to_owned(),
+            "<script>window.__pwned=2</script>".to_owned(),
+        ),
+        ("plan".to_owned(), HOSTILE.to_owned()),
+    ];
     let (root, _panel, _) = panel(VisitorView {
         display_name: HOSTILE.into(),
         name: Some(HOSTILE.into()),
         email: Some("<b>x</b>@example.com".into()),
+        kind: IdentityKind::Verified,
+        user_id: Some("<i>u-1</i>".into()),
+        custom_data: Some(custom.iter().cloned().collect()),
+        tickets: vec![ticket(
+            "ses_0",
+            MARCH_14,
+            SessionState::Ended,
+            Some(EndReason::AgentEnded),
+            Some(HOSTILE),
+        )],
     });
     assert_eq!(text(&q(&root, ".visitor-name")), HOSTILE);
-    let fields = root.query_selector_all("dd.visitor-field").unwrap();
-    assert_eq!(fields.length(), 2);
-    assert_eq!(fields.item(0).unwrap().text_content().unwrap(), HOSTILE);
     assert_eq!(
-        fields.item(1).unwrap().text_content().unwrap(),
-        "<b>x</b>@example.com"
+        texts(&root, "dd.visitor-field"),
+        [HOSTILE, "<b>x</b>@example.com", "<i>u-1</i>"]
     );
-    assert!(root.query_selector("img, b").unwrap().is_none());
+    // Keys in order (`<` sorts before letters), each key and value as typed.
+    assert_eq!(texts(&root, ".custom dt"), [HOSTILE, "plan"]);
+    assert_eq!(
+        texts(&root, ".custom dd"),
+        ["<script>window.__pwned=2</script>", HOSTILE]
+    );
+    assert_eq!(texts(&root, ".ticket-agent"), [format!("Agent: {HOSTILE}")]);
+    assert!(root.query_selector("img, b, i, script").unwrap().is_none());
+    let pwned = js_sys::Reflect::get(&web_sys::window().unwrap(), &"__pwned".into()).unwrap();
+    assert!(pwned.is_undefined());
 }
 
 #[wasm_bindgen_test]
-fn a_visitor_without_name_or_email_shows_only_the_display_name() {
-    let (root, _panel, _) = panel(VisitorView {
-        display_name: "Web User - 03/14 15:09".into(),
-        name: None,
-        email: None,
-    });
+fn an_anonymous_visitor_shows_the_display_name_a_badge_and_no_fields() {
+    let (root, _panel, _) = panel(anonymous("Web User - 03/14 15:09"));
     assert_eq!(text(&q(&root, ".visitor-name")), "Web User - 03/14 15:09");
+    assert_eq!(text(&q(&root, ".avatar")), "W");
+    let badge = q(&root, ".identity-badge");
+    assert_eq!(text(&badge), "Anonymous visitor");
+    assert!(badge.class_list().contains("anonymous"));
+    assert_eq!(texts(&root, "dd.visitor-field").len(), 0);
+    // Only the session's id is listed, and the custom data section is gone.
+    assert_eq!(texts(&root, ".about dt"), ["Session"]);
+    assert!(!shown(&q(&root, "section.custom")));
+}
+
+#[wasm_bindgen_test]
+fn a_typed_identity_is_marked_unverified_and_its_user_id_is_not_shown() {
+    let (root, _panel, _) = panel(VisitorView {
+        display_name: "Jo Visitor".into(),
+        name: Some("Jo Visitor".into()),
+        email: Some("jo@example.com".into()),
+        kind: IdentityKind::Typed,
+        user_id: Some("u-42".into()),
+        custom_data: None,
+        tickets: Vec::new(),
+    });
+    let badge = q(&root, ".identity-badge");
+    assert_eq!(text(&badge), "Unverified \u{2014} typed by the visitor");
+    assert!(badge.class_list().contains("typed"));
+    assert!(text(&q(&root, ".identity-hint")).contains("Confirm who they are"));
+    assert_eq!(texts(&root, ".about dt"), ["Name", "Email", "Session"]);
     assert_eq!(
-        root.query_selector_all("dd.visitor-field")
-            .unwrap()
-            .length(),
-        0
+        texts(&root, "dd.visitor-field"),
+        ["Jo Visitor", "jo@example.com"]
+    );
+}
+
+#[wasm_bindgen_test]
+fn a_verified_identity_shows_its_user_id_and_custom_data_under_a_heading() {
+    let (root, _panel, _) = panel(VisitorView {
+        display_name: "Dana Cole".into(),
+        name: Some("Dana Cole".into()),
+        email: Some("dana@example.com".into()),
+        kind: IdentityKind::Verified,
+        user_id: Some("u-42".into()),
+        custom_data: Some(
+            [("plan", "Pro"), ("account", "A-1009")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+        ),
+        tickets: Vec::new(),
+    });
+    let badge = q(&root, ".identity-badge");
+    assert_eq!(text(&badge), "Verified");
+    assert!(badge.class_list().contains("verified"));
+    assert_eq!(
+        texts(&root, ".about > dl dt"),
+        ["Name", "Email", "User id", "Session"]
+    );
+    let custom = q(&root, "section.custom");
+    assert!(shown(&custom));
+    let heading = q(&custom, "h3");
+    assert_eq!(text(&heading), "Custom data");
+    assert_eq!(
+        custom.get_attribute("aria-labelledby"),
+        heading.get_attribute("id")
+    );
+    assert_eq!(texts(&custom, "dl dt"), ["account", "plan"]);
+    assert_eq!(texts(&custom, "dl dd"), ["A-1009", "Pro"]);
+}
+
+#[wasm_bindgen_test]
+fn the_history_lists_each_session_with_its_time_agent_and_outcome() {
+    let mut visitor = anonymous("Jo");
+    visitor.tickets = vec![
+        ticket(
+            "ses_1",
+            MARCH_14 + 2 * DAY,
+            SessionState::Authorizing,
+            None,
+            Some("Robin"),
+        ),
+        ticket(
+            "ses_b",
+            MARCH_14 + DAY,
+            SessionState::Ended,
+            Some(EndReason::AgentEnded),
+            Some("Dana"),
+        ),
+        ticket(
+            "ses_a",
+            MARCH_14,
+            SessionState::Ended,
+            Some(EndReason::PendingTimeout),
+            None,
+        ),
+    ];
+    let (root, _panel, _) = panel(visitor);
+    let history = q(&root, "section.history");
+    let heading = q(&history, "h3");
+    assert_eq!(text(&heading), "Earlier sessions");
+    assert_eq!(
+        history.get_attribute("aria-labelledby"),
+        heading.get_attribute("id")
+    );
+    let items = history.query_selector_all("ul > li").unwrap();
+    assert_eq!(items.length(), 3);
+    // The session this card is about is marked, not left out.
+    assert_eq!(texts(&history, ".ticket-tag"), ["This session"]);
+    assert!(q(&history, "li:first-child")
+        .class_list()
+        .contains("current"));
+    assert_eq!(
+        texts(&history, ".ticket-agent"),
+        ["Agent: Robin", "Agent: Dana", "No agent"]
+    );
+    assert_eq!(
+        texts(&history, ".ticket-outcome"),
+        [
+            "Waiting for consent",
+            "The agent ended the session",
+            "The code expired"
+        ]
+    );
+    // The browser writes the time in the agent's locale; the machine
+    // readable one is UTC.
+    let time = q(&history, "li:last-child time");
+    assert_eq!(
+        time.get_attribute("datetime").as_deref(),
+        Some("2025-03-14T15:09:00.000Z")
+    );
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"dateStyle".into(), &"medium".into()).unwrap();
+    js_sys::Reflect::set(&options, &"timeStyle".into(), &"short".into()).unwrap();
+    let expected = js_sys::Date::new(&(MARCH_14 as f64).into()).to_locale_string(
+        &web_sys::window().unwrap().navigator().language().unwrap(),
+        &options,
+    );
+    assert_eq!(text(&time), String::from(expected));
+    assert!(text(&time).contains("2025"));
+    assert!(!shown(&q(&history, ".history-empty")));
+}
+
+#[wasm_bindgen_test]
+fn no_other_session_says_no_earlier_sessions() {
+    let (root, _panel, _) = panel(anonymous("Jo"));
+    let empty = q(&root, ".history-empty");
+    assert!(shown(&empty));
+    assert_eq!(text(&empty), "No earlier sessions");
+    assert!(!shown(&q(&root, "ul.tickets")));
+
+    // Only this session in the history: it is listed, and still nothing earlier.
+    let mut visitor = anonymous("Jo");
+    visitor.tickets = vec![ticket("ses_1", MARCH_14, SessionState::Pending, None, None)];
+    let (root, _panel, _) = panel(visitor);
+    assert_eq!(texts(&root, ".ticket-tag"), ["This session"]);
+    assert!(shown(&q(&root, ".history-empty")));
+}
+
+#[wasm_bindgen_test]
+fn this_sessions_ticket_follows_the_live_state() {
+    let mut visitor = anonymous("Jo");
+    visitor.tickets = vec![
+        ticket(
+            "ses_1",
+            MARCH_14 + DAY,
+            SessionState::Authorizing,
+            None,
+            Some("Dana"),
+        ),
+        ticket("ses_0", MARCH_14, SessionState::Active, None, Some("Robin")),
+    ];
+    let (root, panel, _) = panel(visitor);
+    panel.update(&status(SessionState::Authorizing, None));
+    assert_eq!(
+        texts(&root, ".ticket-outcome"),
+        ["Waiting for consent", "Active"]
+    );
+    panel.update(&status(SessionState::Active, None));
+    assert_eq!(texts(&root, ".ticket-outcome"), ["Active", "Active"]);
+    assert!(q(&root, "li.current .ticket-outcome")
+        .class_list()
+        .contains("active"));
+    panel.update(&status(SessionState::Ended, Some(EndReason::ConsentDenied)));
+    // Only this session's ticket: another session's is the broker's to tell.
+    assert_eq!(
+        texts(&root, ".ticket-outcome"),
+        ["The visitor denied the request", "Active"]
+    );
+    assert!(q(&root, "li.current .ticket-outcome")
+        .class_list()
+        .contains("ended"));
+}
+
+#[wasm_bindgen_test]
+fn showing_the_visitor_again_replaces_the_history_and_fields() {
+    let mut visitor = anonymous("Jo");
+    visitor.tickets = vec![ticket(
+        "ses_1",
+        MARCH_14,
+        SessionState::Active,
+        None,
+        Some("Dana"),
+    )];
+    let (root, panel, _) = panel(visitor.clone());
+    assert_eq!(texts(&root, ".ticket-outcome"), ["Active"]);
+
+    visitor.tickets[0].state = SessionState::Ended;
+    visitor.tickets[0].end_reason = Some(EndReason::DeviceEnded);
+    visitor.email = Some("jo@example.com".into());
+    visitor.kind = IdentityKind::Typed;
+    panel.show_visitor(&visitor);
+    assert_eq!(
+        texts(&root, ".ticket-outcome"),
+        ["The visitor ended the session"]
+    );
+    assert_eq!(texts(&root, "li.ticket").len(), 1);
+    assert_eq!(texts(&root, "dd.visitor-field"), ["jo@example.com"]);
+    assert_eq!(texts(&root, ".identity-badge").len(), 1);
+    assert_eq!(
+        text(&q(&root, ".identity-badge")),
+        "Unverified \u{2014} typed by the visitor"
+    );
+    // The card is still labelled by the visitor's name.
+    let heading = q(&root, "h2.visitor-name");
+    assert_eq!(
+        q(&root, "section.session").get_attribute("aria-labelledby"),
+        heading.get_attribute("id")
     );
 }
 
 #[wasm_bindgen_test]
 fn the_panel_follows_the_session_to_its_end() {
-    let (root, panel, actions) = panel(VisitorView {
-        display_name: "Jo".into(),
-        name: None,
-        email: None,
-    });
+    let (root, panel, actions) = panel(anonymous("Jo"));
     let status_el = q(&root, "[role=status]");
     let end = q(&root, "button.danger");
     let new_code = q(&root, "button.primary");
@@ -540,11 +820,7 @@ fn each_end_reason_reads_as_its_own_sentence() {
         (EndReason::DeviceEnded, "The visitor ended the session"),
         (EndReason::AgentEnded, "You ended the session"),
     ] {
-        let (root, panel, _) = panel(VisitorView {
-            display_name: "Jo".into(),
-            name: None,
-            email: None,
-        });
+        let (root, panel, _) = panel(anonymous("Jo"));
         panel.update(&status(SessionState::Authorizing, None));
         panel.update(&status(SessionState::Ended, Some(reason)));
         assert_eq!(text(&q(&root, "[role=status]")), sentence);
@@ -553,11 +829,7 @@ fn each_end_reason_reads_as_its_own_sentence() {
 
 #[wasm_bindgen_test]
 fn dropping_the_panel_removes_it() {
-    let (root, panel, _) = panel(VisitorView {
-        display_name: "Jo".into(),
-        name: None,
-        email: None,
-    });
+    let (root, panel, _) = panel(anonymous("Jo"));
     let mut waiting = status(SessionState::Authorizing, None);
     waiting.consent_expires_at = Some((js_sys::Date::now() + 90_000.0) as u64);
     panel.update(&waiting);

@@ -11,6 +11,8 @@
 //!   credential for `GET /v1/sessions/{id}/events?ticket=…`, a Server-Sent
 //!   Events stream of [`SessionStatus`] (event name [`SESSION_EVENT`]).
 //! - [`AgentMe`]: `GET /v1/agent/me`, who an agent credential belongs to.
+//! - [`AuthMode`], [`Identity`], [`VisitorView`], [`Ticket`]: who the visitor
+//!   is (seeds 002, 003) and what the agent sees of them.
 //! - [`ApiError`], [`ErrorCode`]: the body of every non-2xx answer.
 //!
 //! Both sides use these types and nothing else on the wire. The crate depends
@@ -29,9 +31,32 @@
 //! only reads one session's events; tokens never appear in URLs or logs.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Longest value accepted for any free-text visitor field, in characters.
 pub const MAX_TEXT_FIELD: usize = 200;
+/// Most entries of a visitor's `custom_data`.
+pub const MAX_CUSTOM_FIELDS: usize = 20;
+/// Longest `custom_data` key, in characters (values follow [`MAX_TEXT_FIELD`]).
+pub const MAX_CUSTOM_KEY: usize = 40;
+
+/// How a site identifies its visitors (seed 003), set per site in the
+/// broker's config and enforced by the broker. The widget is told the same
+/// mode in its own config so that it can draw the right UI without asking
+/// the broker before the visitor clicks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// No data asked; the visitor appears as "Web User - MM/DD HH:MM".
+    Visitor,
+    /// The site passes its logged-in user through `identify()`, signed by
+    /// the site's server; the widget is hidden until it has.
+    Code,
+    /// Name and email are required before a code is made (unverified).
+    Form,
+    /// The same form, with "Continue as guest".
+    OptionalForm,
+}
 
 /// `POST /v1/codes`: the visitor asks for a support code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,9 +64,38 @@ pub const MAX_TEXT_FIELD: usize = 200;
 pub struct CreateCodeRequest {
     /// The public key of the site the widget is embedded in.
     pub site_key: String,
-    /// What the visitor told us about themselves, if anything.
+    /// What the visitor typed into the form (`form` / `optional-form`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visitor: Option<VisitorInfo>,
+    /// The anonymous visitor id: 128 random bits as 32 lowercase hex,
+    /// created by the widget on the visitor's first click and kept on the
+    /// device, so the broker can tell a returning visitor and merge their
+    /// earlier tickets once they log in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor_id: Option<String>,
+    /// The logged-in user, as the site's server signed it (`code` mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+/// A site's logged-in user (`identify()`), with the proof the site's server
+/// made. The broker believes only what `token` signs: an HS256 JWT made with
+/// the site's secret, claims `sub` (= `user_id`), `name`, `email`, optional
+/// `custom` (an object of strings) and `exp` (at most 24 hours away). The
+/// fields sent beside it must equal the signed ones, so nothing can be
+/// changed in the browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Extra facts for the agent (plan, account number…): strings only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<BTreeMap<String, String>>,
+    pub token: String,
 }
 
 /// Visitor data sent along with a code request.
@@ -161,12 +215,49 @@ pub struct RedeemRequest {
 /// as text, never as HTML.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VisitorView {
-    /// The visitor's name if they gave one, else `Web User - MM/DD HH:MM`.
+    /// The visitor's name if known, else `Web User - MM/DD HH:MM` (first
+    /// contact, in the site's time zone).
     pub display_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// How much of the above is proven.
+    pub kind: IdentityKind,
+    /// The site's own user id (verified visitors only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<BTreeMap<String, String>>,
+    /// Every support session of this visitor at this site, newest first,
+    /// including ones merged from before they logged in.
+    #[serde(default)]
+    pub tickets: Vec<Ticket>,
+}
+
+/// How a visitor's identity is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityKind {
+    /// Nothing given: a "Web User".
+    Anonymous,
+    /// Typed into the form: unverified.
+    Typed,
+    /// Signed by the site's server.
+    Verified,
+}
+
+/// One support session in a visitor's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub session_id: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: u64,
+    pub state: SessionState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
 }
 
 /// `200` answer to `POST /v1/agent/redeem`.
@@ -210,6 +301,12 @@ pub enum ErrorCode {
     InvalidToken,
     /// 403: the request's `Origin` is not one of the site's allowed origins.
     OriginNotAllowed,
+    /// 401: the site identifies its visitors (`code` mode) and the request
+    /// has no identity.
+    IdentityRequired,
+    /// 401: the identity's token is missing, forged, expired, or does not
+    /// match the fields sent beside it.
+    InvalidIdentity,
     /// 404: no site has this key.
     UnknownSite,
     /// 404: no session has this id.
@@ -239,7 +336,9 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::MalformedJson | ErrorCode::InvalidField => 400,
-            ErrorCode::InvalidToken => 401,
+            ErrorCode::InvalidToken | ErrorCode::IdentityRequired | ErrorCode::InvalidIdentity => {
+                401
+            }
             ErrorCode::OriginNotAllowed => 403,
             ErrorCode::UnknownSite
             | ErrorCode::UnknownSession
@@ -295,6 +394,8 @@ mod tests {
             ErrorCode::PayloadTooLarge,
             ErrorCode::InvalidToken,
             ErrorCode::OriginNotAllowed,
+            ErrorCode::IdentityRequired,
+            ErrorCode::InvalidIdentity,
             ErrorCode::UnknownSite,
             ErrorCode::UnknownSession,
             ErrorCode::NotFound,

@@ -37,6 +37,29 @@ pub fn focus(e: &Element) {
     }
 }
 
+/// The current value of an `<input>` (empty for any other element). Read
+/// as a property rather than through `HtmlInputElement`, which would add
+/// three more imports to every module using this crate.
+pub fn value(e: &Element) -> String {
+    js_sys::Reflect::get(e, &"value".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .unwrap_or_default()
+}
+
+/// Sets the value of an `<input>`, as the visitor typing it would.
+pub fn set_value(e: &Element, value: &str) {
+    let _ = js_sys::Reflect::set(e, &"value".into(), &value.into());
+}
+
+/// Sets one inline style property (`""` removes it). Through the CSSOM,
+/// which a strict CSP allows, unlike a `style` attribute.
+pub fn set_style(e: &Element, property: &str, value: &str) {
+    if let Some(h) = e.dyn_ref::<web_sys::HtmlElement>() {
+        let _ = h.style().set_property(property, value);
+    }
+}
+
 /// An event listener that is removed from its target when dropped.
 pub struct Listener {
     target: EventTarget,

@@ -72,8 +72,12 @@ impl Http {
         token: Option<&str>,
         body: Option<&B>,
     ) -> Result<T, FetchError> {
+        // JSON-compatible: maps (e.g. an identity's `custom_data`) become
+        // plain objects, which `JSON.stringify` writes out, not `Map`s, which
+        // it would write as `{}`.
+        let json = serde_wasm_bindgen::Serializer::json_compatible();
         let body = match body {
-            Some(b) => Some(serde_wasm_bindgen::to_value(b).map_err(|_| FetchError::BadResponse)?),
+            Some(b) => Some(b.serialize(&json).map_err(|_| FetchError::BadResponse)?),
             None => None,
         };
         let json = self.fetch_json(method, path, token, body).await?;

@@ -2,7 +2,7 @@
 // real Chromium. Visitor codes are made and answered through the broker's
 // API (as the widget would), so these tests depend on the console alone.
 import { test, expect, agentConsole } from "../fixtures.js";
-import { agentJwt } from "../broker.js";
+import { agentJwt, signedIdentity } from "../broker.js";
 import path from "node:path";
 
 const SHOTS = path.resolve(import.meta.dirname, "../../../target/screenshots");
@@ -18,12 +18,59 @@ test.afterEach(async ({ page }) => {
 });
 
 /** A visitor's code, made through the API as the widget would. */
-async function visitorCode(broker, visitor) {
+async function visitorCode(broker, visitor, more = {}) {
   const res = await broker.api("POST", "/v1/codes", {
-    body: { site_key: "demo", ...(visitor ? { visitor } : {}) },
+    body: { site_key: "demo", ...(visitor ? { visitor } : {}), ...more },
   });
   expect(res.status).toBe(201);
   return res.body;
+}
+
+/**
+ * A code of a customer logged in on the demo site, with what identify()
+ * sends: the fields and the token the site's server signed.
+ */
+async function customerCode(broker, options, more = {}) {
+  const id = signedIdentity(options);
+  const identity = { user_id: id.userId, name: id.name, email: id.email, token: id.token };
+  if (id.customData) identity.custom_data = id.customData;
+  const res = await broker.api("POST", "/v1/codes", { body: { site_key: "demo", identity, ...more } });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body;
+}
+
+/** A device's visitor id: 128 random bits as 32 lowercase hex digits. */
+const newVisitorId = () => [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+/** Plays a session through the API: agent `agent` redeems, then `steps`. */
+async function pastSession(broker, agent, code, steps) {
+  if (agent) {
+    const redeemed = await broker.api("POST", "/v1/agent/redeem", { token: agent.token, body: { code: code.code } });
+    expect(redeemed.status).toBe(200);
+  }
+  for (const step of steps) {
+    const [what, arg] = step.split(":");
+    const res =
+      what === "consent"
+        ? await broker.api("POST", `/v1/sessions/${code.session_id}/consent`, { token: code.device_token, body: { allow: arg === "allow" } })
+        : await broker.api("POST", `/v1/sessions/${code.session_id}/${what === "agent-end" ? "end" : what}`, {
+            token: what === "agent-end" ? agent.token : code.device_token,
+          });
+    expect(res.status, `${step}: ${JSON.stringify(res.body)}`).toBe(200);
+  }
+}
+
+/** The visitor part of the session card. */
+function visitorPanel(page) {
+  const history = page.getByRole("region", { name: "Earlier sessions" });
+  return {
+    identity: page.locator(".session .identity-badge"),
+    field: (term) => page.locator(".session .about > dl .fact", { has: page.locator("dt", { hasText: term }) }).locator("dd"),
+    custom: page.getByRole("region", { name: "Custom data" }),
+    history,
+    tickets: history.getByRole("listitem"),
+    empty: history.getByText("No earlier sessions"),
+  };
 }
 
 /** The visitor's answer to the consent prompt, through the API. */
@@ -196,6 +243,101 @@ test("the visitor's name and email are shown as text, never as HTML", async ({ p
   await expect(page.locator(".session dd", { hasText: "jo@example.com" })).toBeVisible();
   await expect(page.locator(".session dd", { hasText: HOSTILE })).toHaveText(HOSTILE);
   await expect(page.locator("img")).toHaveCount(0);
+  expect(await page.evaluate(() => window.__pwned)).toBeUndefined();
+});
+
+test("a visitor who typed a name and email: shown under an Unverified badge, with no earlier sessions", async ({ page, broker }) => {
+  const { token } = await broker.addAgent("Dana");
+  const code = await visitorCode(broker, { name: "Jo Visitor", email: "jo@example.com" });
+  const c = await signIn(page, broker, token);
+  expect((await enterCode(page, c, code.code)).status()).toBe(200);
+  const v = visitorPanel(page);
+  await expect(c.visitor).toHaveText("Jo Visitor");
+  await expect(c.visitor).toBeFocused();
+  await expect(v.identity).toHaveText("Unverified — typed by the visitor");
+  await expect(page.getByText("Confirm who they are before discussing an account.")).toBeVisible();
+  await expect(v.field("Name")).toHaveText("Jo Visitor");
+  await expect(v.field("Email")).toHaveText("jo@example.com");
+  await expect(v.field("User id")).toHaveCount(0);
+  await expect(v.custom).toBeHidden();
+  await expect(v.history.getByRole("heading", { name: "Earlier sessions" })).toBeVisible();
+  await expect(v.empty).toBeVisible();
+});
+
+test("an anonymous visitor is a Web User with an Anonymous visitor badge", async ({ page, broker }) => {
+  const { token } = await broker.addAgent("Dana");
+  const code = await visitorCode(broker, null, { visitor_id: newVisitorId() });
+  const c = await signIn(page, broker, token);
+  expect((await enterCode(page, c, code.code)).status()).toBe(200);
+  const v = visitorPanel(page);
+  await expect(c.visitor).toHaveText(/^Web User - \d\d\/\d\d \d\d:\d\d$/);
+  await expect(v.identity).toHaveText("Anonymous visitor");
+  await expect(v.field("Name")).toHaveCount(0);
+  await expect(v.field("Email")).toHaveCount(0);
+  await expect(v.field("Session")).toHaveText(code.session_id);
+  await expect(v.empty).toBeVisible();
+});
+
+test("a returning visitor: earlier sessions show their agent and outcome, and this one's outcome appears when it ends", async ({ page, broker }) => {
+  const visitor_id = newVisitorId();
+  // The first session, another agent's, ended by the visitor.
+  const robin = await broker.addAgent("Robin");
+  const first = await visitorCode(broker, null, { visitor_id });
+  await pastSession(broker, robin, first, ["consent:allow", "end"]);
+
+  const { token } = await broker.addAgent("Dana");
+  const c = await signIn(page, broker, token);
+  const second = await visitorCode(broker, null, { visitor_id });
+  expect((await enterCode(page, c, second.code)).status()).toBe(200);
+  const v = visitorPanel(page);
+  await expect(v.tickets).toHaveCount(2);
+  // Newest first: this session, then Robin's.
+  await expect(v.tickets.nth(0)).toContainText("This session");
+  await expect(v.tickets.nth(0)).toContainText("Agent: Dana");
+  await expect(v.tickets.nth(0)).toContainText("Waiting for consent");
+  await expect(v.tickets.nth(1)).not.toContainText("This session");
+  await expect(v.tickets.nth(1)).toContainText("Agent: Robin");
+  await expect(v.tickets.nth(1)).toContainText("The visitor ended the session");
+  await expect(v.empty).toBeHidden();
+  // The date and time are the browser's, in the agent's locale.
+  const created = await v.tickets.nth(1).locator("time").getAttribute("datetime");
+  const local = await page.evaluate(
+    (iso) => new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso)),
+    created
+  );
+  await expect(v.tickets.nth(1).locator("time")).toHaveText(local);
+
+  await consent(broker, second, true);
+  await expect(c.status).toHaveText("Connected — the visitor allowed you in");
+  await expect(v.tickets.nth(0)).toContainText("Active");
+  const refreshed = page.waitForResponse((r) => r.url().endsWith(`/v1/sessions/${second.session_id}/visitor`));
+  await c.end.click();
+  expect((await refreshed).status()).toBe(200);
+  await expect(v.tickets.nth(0)).toContainText("This session");
+  await expect(v.tickets.nth(0)).toContainText("The agent ended the session");
+  await expect(v.tickets).toHaveCount(2);
+});
+
+test("a verified customer: user id and custom data are shown, as text even when they hold HTML", async ({ page, broker }) => {
+  const { token } = await broker.addAgent("Dana");
+  const code = await customerCode(broker, {
+    userId: "u-7",
+    name: HOSTILE,
+    email: "alex@example.com",
+    customData: { plan: "Gold", [HOSTILE]: `<script>window.__pwned=2</script>` },
+  });
+  const c = await signIn(page, broker, token);
+  expect((await enterCode(page, c, code.code)).status()).toBe(200);
+  const v = visitorPanel(page);
+  await expect(c.visitor).toHaveText(HOSTILE);
+  await expect(v.identity).toHaveText("Verified");
+  await expect(v.field("User id")).toHaveText("u-7");
+  await expect(v.field("Email")).toHaveText("alex@example.com");
+  await expect(v.custom.getByRole("heading", { name: "Custom data" })).toBeVisible();
+  await expect(v.custom.locator("dt")).toHaveText([HOSTILE, "plan"]);
+  await expect(v.custom.locator("dd")).toHaveText(["<script>window.__pwned=2</script>", "Gold"]);
+  await expect(page.locator("img")).toHaveCount(0);
+  await expect(page.locator(".session script")).toHaveCount(0);
   expect(await page.evaluate(() => window.__pwned)).toBeUndefined();
 });
 
@@ -396,5 +538,45 @@ for (const variant of [
     await enterCode(page, c, wrong);
     await expect(c.alert).toContainText("Too many wrong codes");
     await shot("locked");
+  });
+}
+
+// The visitor panel of a verified customer with custom data and a history
+// (one session from before they logged in, merged), in light, dark and at
+// 360 px.
+for (const variant of [
+  { name: "light", scheme: "light", viewport: { width: 1024, height: 720 } },
+  { name: "dark", scheme: "dark", viewport: { width: 1024, height: 720 } },
+  { name: "360", scheme: "light", viewport: { width: 360, height: 760 } },
+]) {
+  test(`visitor screenshots (${variant.name})`, async ({ page, broker }) => {
+    await page.setViewportSize(variant.viewport);
+    await page.emulateMedia({ colorScheme: variant.scheme });
+    const robin = await broker.addAgent("Robin Okafor");
+    const visitor_id = newVisitorId();
+    const customer = {
+      userId: "cust-20931",
+      name: "Alex Martin",
+      email: "alex.martin@example.com",
+      customData: { plan: "Gold", account: "FR76 3000 4000 0312 3456 7890 143", "last order": "#48213 — 2 items" },
+    };
+    // Before logging in: an anonymous session the visitor cancelled.
+    await pastSession(broker, null, await visitorCode(broker, null, { visitor_id }), ["cancel"]);
+    await pastSession(broker, robin, await customerCode(broker, customer, { visitor_id }), ["consent:deny"]);
+    await pastSession(broker, robin, await customerCode(broker, customer, { visitor_id }), ["consent:allow", "agent-end"]);
+
+    const { token } = await broker.addAgent("Dana");
+    const c = await signIn(page, broker, token);
+    const code = await customerCode(broker, customer, { visitor_id });
+    expect((await enterCode(page, c, code.code)).status()).toBe(200);
+    await consent(broker, code, true);
+    await expect(c.status).toHaveText("Connected — the visitor allowed you in");
+    const v = visitorPanel(page);
+    await expect(v.identity).toHaveText("Verified");
+    await expect(v.tickets).toHaveCount(4);
+    await expect(v.tickets.nth(3)).toContainText("The visitor cancelled");
+    await expect(v.tickets.nth(3)).toContainText("No agent");
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(variant.viewport.width);
+    await page.screenshot({ path: path.join(SHOTS, `agent-visitor-${variant.name}.png`), animations: "disabled", fullPage: true });
   });
 }

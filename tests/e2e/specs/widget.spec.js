@@ -342,13 +342,15 @@ test("screenshots of every modal state: light, dark, 320 px", async ({ browser, 
     try {
       await w.link.click();
       await expect(page.locator("agent-assist-widget .skeleton")).toBeVisible();
-      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      // Measure once the opening animation has finished, not during it.
+      await w.dialog.evaluate((el) => Promise.all(el.getAnimations().map((a) => a.finished)));
       loadingBox = await w.dialog.boundingBox();
       await page.screenshot({ path: path.join(SHOTS, "modal-loading-light.png"), animations: "disabled" });
     } finally {
       broker.proc.kill("SIGCONT");
     }
     await expect(w.code).toBeVisible();
+    await w.dialog.evaluate((el) => Promise.all(el.getAnimations().map((a) => a.finished)));
     const codeBox = await w.dialog.boundingBox();
     expect(codeBox.height).toBe(loadingBox.height);
     expect(codeBox.y).toBe(loadingBox.y);

@@ -1,6 +1,11 @@
 //! The agent's side: `GET /v1/agent/me` (who the credential belongs to) and
 //! `POST /v1/agent/redeem` (enter the code the visitor read out).
 //!
+//! A successful redemption answers with the session, a stream ticket, and
+//! the visitor: their record (anonymous, typed or verified, with any custom
+//! data) and their tickets at this site, newest first, including those
+//! merged from before they signed in (see [`crate::identity`]).
+//!
 //! A redemption that fails — wrong, expired, cancelled, used, or another
 //! site's code — gets one answer, `no_such_code`, whatever the reason, and
 //! counts against the agent's and the site's limits (see [`crate::limits`]).
@@ -9,7 +14,7 @@
 //! win; the other gets `no_such_code`, which is not counted as a failure.
 
 use agent_assist_protocol::{
-    is_valid_code, AgentMe, ErrorCode, RedeemRequest, RedeemResponse, SiteInfo, VisitorView,
+    is_valid_code, AgentMe, ErrorCode, RedeemRequest, RedeemResponse, SiteInfo,
 };
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -17,11 +22,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::auth::{Agent, AgentAuth};
-use crate::clock::UtcMinute;
 use crate::config::Site;
 use crate::error::{AppError, Result};
 use crate::extract::{check_agent_origin, ApiJson};
-use crate::store::{Change, RedeemAttempt, RedeemStart, Session};
+use crate::store::{Change, RedeemAttempt, RedeemStart};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -130,46 +134,14 @@ async fn redeem(
     }
     let session = update.session;
     let stream_ticket = state.issue_ticket(&session.id).await?;
+    let visitor = state
+        .visitor_view(&session.id, &session.site_key)
+        .await?
+        .ok_or_else(AppError::unknown_session)?;
     tracing::info!(session_id = %session.id, agent_id = %agent.id, site = %site.key, "code redeemed");
     Ok(Json(RedeemResponse {
         session: session.status(),
-        visitor: visitor_view(&session),
+        visitor,
         stream_ticket,
     }))
-}
-
-/// The visitor as the agent sees them.
-fn visitor_view(session: &Session) -> VisitorView {
-    let given = |v: &Option<String>| v.as_ref().filter(|s| !s.trim().is_empty()).cloned();
-    let name = given(&session.visitor_name);
-    let email = given(&session.visitor_email);
-    VisitorView {
-        display_name: name
-            .clone()
-            .unwrap_or_else(|| web_user_label(session.created_at)),
-        name,
-        email,
-    }
-}
-
-/// `Web User - MM/DD HH:MM`, the session's creation time in UTC: what an
-/// anonymous visitor is called, so an agent juggling several can tell them
-/// apart by when they asked.
-pub fn web_user_label(created_at_ms: u64) -> String {
-    let t = UtcMinute::from_ms(created_at_ms);
-    format!(
-        "Web User - {:02}/{:02} {:02}:{:02}",
-        t.month, t.day, t.hour, t.minute
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn anonymous_visitors_are_named_by_their_utc_creation_time() {
-        assert_eq!(web_user_label(1_700_000_000_000), "Web User - 11/14 22:13");
-        assert_eq!(web_user_label(1_704_070_860_000), "Web User - 01/01 01:01");
-    }
 }

@@ -1,8 +1,11 @@
 //! `POST /v1/codes`: a visitor asks for a support code.
+//!
+//! What the request says about its visitor is checked against the site's
+//! `auth_mode` first (see [`crate::identity`]); a refused request stores
+//! nothing. The session then joins its visitor's record in the store, and
+//! a signed-in visitor's anonymous tickets move to their account.
 
-use agent_assist_protocol::{
-    CreateCodeRequest, CreateCodeResponse, ErrorCode, VisitorInfo, MAX_TEXT_FIELD,
-};
+use agent_assist_protocol::{CreateCodeRequest, CreateCodeResponse, ErrorCode};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -10,6 +13,7 @@ use axum::{Json, Router};
 
 use crate::error::{AppError, Result};
 use crate::extract::{check_origin, ApiJson};
+use crate::identity;
 use crate::secrets::{
     hash_token, new_device_token, new_session_id, new_stream_ticket, random_code,
     STREAM_TICKET_TTL_SECS,
@@ -37,11 +41,9 @@ async fn create(
         .site(&request.site_key)
         .ok_or_else(|| AppError::new(ErrorCode::UnknownSite, "no site has this site_key"))?;
     check_origin(&headers, Some(site))?;
-    let VisitorInfo { name, email } = request.visitor.unwrap_or_default();
-    check_text_field("visitor.name", name.as_deref())?;
-    check_text_field("visitor.email", email.as_deref())?;
-
     let now = state.clock.now_ms();
+    let visitor = identity::check_code_request(site, &request, now / 1000)?;
+
     let expires_at = now + u64::from(site.code_lifetime_secs) * 1000;
     let session_id = new_session_id();
     let device_token = new_device_token();
@@ -59,17 +61,34 @@ async fn create(
             site_key: site.key.clone(),
             code: code.clone(),
             token_hash,
-            visitor_name: name.clone(),
-            visitor_email: email.clone(),
+            visitor: visitor.clone(),
             created_at: now,
             expires_at,
             ticket_hash,
             ticket_expires_at,
         };
         match state.store.create_session(new).await? {
-            CreateOutcome::Created { events } => {
+            CreateOutcome::Created {
+                events,
+                visitor: visitor_record,
+                merged,
+            } => {
                 state.publish(&events);
-                tracing::info!(session_id = %session_id, site = %site.key, "code issued");
+                if merged > 0 {
+                    tracing::info!(
+                        site = %site.key,
+                        visitor = %visitor_record,
+                        tickets = merged,
+                        "anonymous visitor's tickets merged into the signed-in user's"
+                    );
+                }
+                tracing::info!(
+                    session_id = %session_id,
+                    site = %site.key,
+                    visitor = %visitor_record,
+                    verified = visitor.verified.is_some(),
+                    "code issued"
+                );
                 let response = CreateCodeResponse {
                     code,
                     session_id,
@@ -88,16 +107,4 @@ async fn create(
         ErrorCode::NoFreeCodes,
         "every code of this site is in use right now; try again in a minute",
     ))
-}
-
-/// Refuses (400 `invalid_field`, naming the field) a text longer than
-/// [`MAX_TEXT_FIELD`] characters.
-fn check_text_field(field: &str, value: Option<&str>) -> Result<()> {
-    match value {
-        Some(v) if v.chars().count() > MAX_TEXT_FIELD => Err(AppError::new(
-            ErrorCode::InvalidField,
-            format!("{field} is longer than {MAX_TEXT_FIELD} characters"),
-        )),
-        _ => Ok(()),
-    }
 }

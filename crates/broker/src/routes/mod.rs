@@ -4,13 +4,18 @@
 //! - [`sessions`]: `GET /v1/sessions/{id}`, `POST …/cancel|consent|end`.
 //! - [`events`]: `POST /v1/sessions/{id}/ticket`, `GET …/events` (SSE).
 //! - [`agent`]: `GET /v1/agent/me`, `POST /v1/agent/redeem` (agent).
+//! - [`visitors`]: `GET /v1/sessions/{id}/visitor` (the session's agent).
+//! - [`demo`]: `POST /demo/login`, the demo shop's fake login (only with
+//!   `serve --demo-login`; 404 otherwise).
 //! - [`health`]: `GET /healthz`.
 
 pub mod agent;
 pub mod codes;
+pub mod demo;
 pub mod events;
 pub mod health;
 pub mod sessions;
+pub mod visitors;
 
 use axum::routing::any;
 use axum::Router;
@@ -26,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .merge(sessions::router())
         .merge(events::router())
         .merge(agent::router())
+        .merge(visitors::router())
+        .merge(demo::router())
         .merge(health::router())
         .route("/v1/{*rest}", any(error::not_found))
 }

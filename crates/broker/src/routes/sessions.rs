@@ -1,6 +1,7 @@
 //! A session after its code was issued: `GET /v1/sessions/{id}` (device or
 //! the session's agent), `POST …/cancel` and `POST …/consent` (device),
-//! `POST …/end` (device or the session's agent).
+//! `POST …/end` (device or the session's agent). [`authorize`] also guards
+//! the other routes about one session (stream tickets, the visitor).
 //!
 //! Every change goes through [`AppState::apply`], which checks it against
 //! the lifecycle table and announces it on the session's event stream.
@@ -34,6 +35,8 @@ pub enum Allowed {
     Device,
     /// The device, or the agent who redeemed the session's code.
     DeviceOrAgent,
+    /// Only the agent who redeemed the session's code.
+    Agent,
 }
 
 /// Who called.
@@ -181,6 +184,12 @@ pub async fn authorize(
         .ok_or_else(AppError::unknown_session)?;
     let site = state.config.site(&session.site_key);
     match auth::credential(headers) {
+        Ok(Credential::Device(_)) if allowed == Allowed::Agent => {
+            check_origin(headers, site)?;
+            Err(AppError::invalid_agent_token(
+                "a device token is not an agent credential",
+            ))
+        }
         Ok(Credential::Device(token)) => {
             check_origin(headers, site)?;
             if !digests_match(&hash_token(token), &session.token_hash) {
@@ -189,7 +198,7 @@ pub async fn authorize(
             Ok((session, Actor::Device))
         }
         Ok(agent @ (Credential::ApiToken(_) | Credential::Jwt(_)))
-            if allowed == Allowed::DeviceOrAgent =>
+            if allowed != Allowed::Device =>
         {
             check_agent_origin(headers, site)?;
             let agent = auth::authenticate(state, agent).await?;
@@ -197,6 +206,12 @@ pub async fn authorize(
                 return Err(AppError::unknown_session());
             }
             Ok((session, Actor::Agent(agent)))
+        }
+        _ if allowed == Allowed::Agent => {
+            check_agent_origin(headers, site)?;
+            Err(AppError::invalid_agent_token(
+                "missing or malformed `Authorization: Bearer <credential>`",
+            ))
         }
         _ => {
             check_origin(headers, site)?;

@@ -19,10 +19,20 @@
 //! Codes are handed to the store in clear and it keeps only their keyed hash
 //! (see [`crate::secrets::CodeHasher`]); the key is kept by the store too, so
 //! that it lives exactly as long as the codes hashed with it.
+//!
+//! Every session belongs to one visitor record ([`VisitorRecord`]): the
+//! widget's anonymous visitor, the site's verified user, or a record of its
+//! own when the request named nobody. [`Store::create_session`] finds or
+//! makes that record, and merges an anonymous visitor's earlier sessions
+//! into a verified user's record, in the same transaction as the session.
 
 pub mod sqlite;
 
-use agent_assist_protocol::{AgentInfo, EndReason, SessionState, SessionStatus};
+use std::collections::BTreeMap;
+
+use agent_assist_protocol::{
+    AgentInfo, EndReason, IdentityKind, SessionState, SessionStatus, Ticket,
+};
 use async_trait::async_trait;
 
 use crate::config::RedeemLimits;
@@ -42,9 +52,12 @@ pub struct Session {
     pub end_reason: Option<EndReason>,
     /// SHA-256 of the device token.
     pub token_hash: Digest32,
-    /// What the visitor said about themselves (unverified).
+    /// What the visitor typed about themselves with this session's code
+    /// request (unverified); who the visitor is lives in their record.
     pub visitor_name: Option<String>,
     pub visitor_email: Option<String>,
+    /// The id of the visitor record the session belongs to.
+    pub visitor: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub created_at: u64,
     /// When the code stops being redeemable, milliseconds since the Unix epoch.
@@ -93,8 +106,8 @@ pub struct NewSession {
     /// The code in clear; the store keeps only its keyed hash.
     pub code: String,
     pub token_hash: Digest32,
-    pub visitor_name: Option<String>,
-    pub visitor_email: Option<String>,
+    /// Who the visitor is, as the code request established it.
+    pub visitor: VisitorClaim,
     pub created_at: u64,
     pub expires_at: u64,
     /// SHA-256 of the stream ticket handed out with the code.
@@ -114,13 +127,73 @@ impl std::fmt::Debug for NewSession {
     }
 }
 
+/// Who a new session's visitor is, as its code request established it
+/// (checked by [`crate::identity`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VisitorClaim {
+    /// The widget's anonymous visitor id (32 lowercase hex), if it sent one.
+    pub visitor_id: Option<String>,
+    /// The site's logged-in user, as its server signed it.
+    pub verified: Option<VerifiedUser>,
+    /// What the visitor typed into the form (unverified).
+    pub typed: Option<TypedVisitor>,
+}
+
+/// A site's user whose identity token checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedUser {
+    pub user_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub custom_data: BTreeMap<String, String>,
+}
+
+/// What a visitor typed into the form; at least one field is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedVisitor {
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A visitor of one site, as the store keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorRecord {
+    /// The store's own id for the record (32 lowercase hex).
+    pub id: String,
+    pub site_key: String,
+    pub kind: IdentityKind,
+    /// The widget's anonymous id (anonymous and typed records that have one).
+    pub visitor_id: Option<String>,
+    /// The site's own user id (verified records only).
+    pub user_id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub custom_data: BTreeMap<String, String>,
+    /// The visitor's first contact (code request), ms since the Unix epoch.
+    pub first_seen: u64,
+}
+
+/// A visitor record with their sessions, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorHistory {
+    pub record: VisitorRecord,
+    pub tickets: Vec<Ticket>,
+}
+
 /// What [`Store::create_session`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
     /// The session was recorded and holds the code. `events` are the
     /// session's first event and, if the code's previous holder had expired
-    /// unnoticed, that session's `pending_timeout`.
-    Created { events: Vec<SessionEvent> },
+    /// unnoticed, that session's `pending_timeout`. `visitor` is the id of
+    /// the visitor record the session belongs to; `merged` counts the
+    /// sessions of an anonymous visitor that this request moved to a
+    /// verified user's record.
+    Created {
+        events: Vec<SessionEvent>,
+        visitor: String,
+        merged: u64,
+    },
     /// Another live session of the site holds this code; nothing was
     /// recorded. The caller draws a new code and tries again.
     CodeTaken,
@@ -272,7 +345,28 @@ pub trait Store: Send + Sync + 'static {
     /// holds it, is still pending and has not expired; a row holding the
     /// code that has expired is ended (`pending_timeout`) and the code
     /// passes to the new session.
+    ///
+    /// In the same transaction the session gets its visitor record:
+    /// - a verified user's record (keyed by the site's user id), created or
+    ///   brought up to date from the signed claims; if the request also
+    ///   names an anonymous visitor (`visitor_id`) whose record is of kind
+    ///   anonymous, every session of that record moves to the user's, the
+    ///   user's fields win and the anonymous record only fills blanks, and
+    ///   the anonymous record is deleted. A typed record is never merged;
+    /// - else the record of `visitor_id`, created if new, updated with
+    ///   anything typed (which makes it typed);
+    /// - else a new record of its own.
     async fn create_session(&self, new: NewSession) -> Result<CreateOutcome, StoreError>;
+
+    /// The visitor record of session `session_id` with its newest
+    /// `max_tickets` sessions (newest first; states as of `now_ms`, due
+    /// timeouts counted). `None` when no session has this id.
+    async fn visitor(
+        &self,
+        session_id: &str,
+        max_tickets: usize,
+        now_ms: u64,
+    ) -> Result<Option<VisitorHistory>, StoreError>;
 
     /// The session with this id, after any timeout due at `now_ms` has been
     /// applied (so callers never see a pending session with a dead code, or

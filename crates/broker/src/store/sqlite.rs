@@ -19,11 +19,14 @@
 //! an `UPDATE … WHERE id = ? AND state = ?` makes it a compare-and-set, and
 //! the session's next event row is written in the same transaction.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use agent_assist_protocol::{AgentInfo, EndReason, SessionState, SessionStatus};
+use agent_assist_protocol::{
+    AgentInfo, EndReason, IdentityKind, SessionState, SessionStatus, Ticket,
+};
 use async_trait::async_trait;
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -31,6 +34,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use super::{
     AgentRecord, Change, CreateOutcome, FailureId, NewAgent, NewSession, RedeemAttempt,
     RedeemStart, RevokeOutcome, Session, SessionEvent, SessionUpdate, Store, StoreError,
+    VisitorClaim, VisitorHistory, VisitorRecord,
 };
 use crate::lifecycle::{self, Event, IllegalTransition};
 use crate::limits::{self, Counted, Lock};
@@ -116,12 +120,53 @@ CREATE INDEX redeem_failures_agent ON redeem_failures (site, agent_id, at);
 CREATE INDEX redeem_failures_site ON redeem_failures (site, at);
 ";
 
+/// Version 3: visitors (seeds 002, 003). Each session belongs to one
+/// visitor record; the sessions of an older database each get a record of
+/// their own (with the session's id as the record's, which cannot clash:
+/// both are 128 random bits).
+const SCHEMA_V3: &str = "
+CREATE TABLE visitors (
+    id          TEXT PRIMARY KEY,
+    site_key    TEXT NOT NULL,
+    -- anonymous | typed | verified
+    kind        TEXT NOT NULL,
+    -- The widget's anonymous id (anonymous and typed records).
+    visitor_id  TEXT,
+    -- The site's own user id (verified records).
+    user_id     TEXT,
+    name        TEXT,
+    email       TEXT,
+    -- A JSON object of strings, or NULL.
+    custom_data TEXT,
+    first_seen  INTEGER NOT NULL
+) STRICT;
+-- NULLs are distinct, so records without one of the ids do not clash.
+CREATE UNIQUE INDEX visitors_site_visitor_id ON visitors (site_key, visitor_id);
+CREATE UNIQUE INDEX visitors_site_user_id ON visitors (site_key, user_id);
+
+ALTER TABLE sessions ADD COLUMN visitor TEXT;
+-- A visitor's tickets, newest first; and the merge's UPDATE.
+CREATE INDEX sessions_visitor ON sessions (visitor, created_at);
+
+INSERT INTO visitors (id, site_key, kind, name, email, first_seen)
+    SELECT id, site_key,
+           CASE WHEN NULLIF(trim(visitor_name), '') IS NULL
+                 AND NULLIF(trim(visitor_email), '') IS NULL
+                THEN 'anonymous' ELSE 'typed' END,
+           NULLIF(trim(visitor_name), ''), NULLIF(trim(visitor_email), ''), created_at
+    FROM sessions;
+UPDATE sessions SET visitor = id;
+";
+
 /// Each schema version's migration from the one before; the database's
 /// `PRAGMA user_version` says how many have been applied.
-const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 const SESSION_COLUMNS: &str = "id, site_key, state, end_reason, token_hash, visitor_name, \
-     visitor_email, created_at, expires_at, agent_id, agent_name, consent_expires_at";
+     visitor_email, created_at, expires_at, agent_id, agent_name, consent_expires_at, visitor";
+
+const VISITOR_COLUMNS: &str =
+    "id, site_key, kind, visitor_id, user_id, name, email, custom_data, first_seen";
 
 /// The SQLite backend of [`Store`].
 #[derive(Clone)]
@@ -346,6 +391,264 @@ fn read_session(row: &Row<'_>) -> rusqlite::Result<Session> {
         expires_at: ms_column(row, 8)?,
         agent,
         consent_expires_at: opt_ms_column(row, 11)?,
+        visitor: row.get(12)?,
+    })
+}
+
+fn kind_to_sql(kind: IdentityKind) -> &'static str {
+    match kind {
+        IdentityKind::Anonymous => "anonymous",
+        IdentityKind::Typed => "typed",
+        IdentityKind::Verified => "verified",
+    }
+}
+
+fn kind_from_sql(s: &str) -> Option<IdentityKind> {
+    Some(match s {
+        "anonymous" => IdentityKind::Anonymous,
+        "typed" => IdentityKind::Typed,
+        "verified" => IdentityKind::Verified,
+        _ => return None,
+    })
+}
+
+/// `custom_data` as stored: `NULL` for none.
+fn custom_to_sql(custom: &BTreeMap<String, String>) -> Result<Option<String>, StoreError> {
+    if custom.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(custom).map(Some).map_err(backend)
+}
+
+fn read_visitor(row: &Row<'_>) -> rusqlite::Result<VisitorRecord> {
+    let kind: String = row.get(2)?;
+    let kind = kind_from_sql(&kind).ok_or_else(|| bad_column(2, format!("kind {kind:?}")))?;
+    let custom_data = match row.get::<_, Option<String>>(7)? {
+        None => BTreeMap::new(),
+        Some(json) => {
+            serde_json::from_str(&json).map_err(|e| bad_column(7, format!("custom_data: {e}")))?
+        }
+    };
+    Ok(VisitorRecord {
+        id: row.get(0)?,
+        site_key: row.get(1)?,
+        kind,
+        visitor_id: row.get(3)?,
+        user_id: row.get(4)?,
+        name: row.get(5)?,
+        email: row.get(6)?,
+        custom_data,
+        first_seen: ms_column(row, 8)?,
+    })
+}
+
+/// The visitor record of `site_key` whose `column` (`visitor_id` or
+/// `user_id`) is `value`.
+fn find_visitor(
+    conn: &Connection,
+    site_key: &str,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<VisitorRecord>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {VISITOR_COLUMNS} FROM visitors WHERE site_key = ?1 AND {column} = ?2"
+    ))
+    .and_then(|mut st| st.query_row([site_key, value], read_visitor).optional())
+    .map_err(backend)
+}
+
+fn insert_visitor(conn: &Connection, v: &VisitorRecord) -> Result<(), StoreError> {
+    let custom = custom_to_sql(&v.custom_data)?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO visitors ({VISITOR_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))
+    .and_then(|mut st| {
+        st.execute(params![
+            v.id,
+            v.site_key,
+            kind_to_sql(v.kind),
+            v.visitor_id,
+            v.user_id,
+            v.name,
+            v.email,
+            custom,
+            ms_to_sql(v.first_seen),
+        ])
+    })
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Writes back the fields of `v` that can change (kind, name, email,
+/// custom data, first contact).
+fn update_visitor(conn: &Connection, v: &VisitorRecord) -> Result<(), StoreError> {
+    let custom = custom_to_sql(&v.custom_data)?;
+    conn.prepare_cached(
+        "UPDATE visitors SET kind = ?2, name = ?3, email = ?4, custom_data = ?5, first_seen = ?6 \
+         WHERE id = ?1",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            v.id,
+            kind_to_sql(v.kind),
+            v.name,
+            v.email,
+            custom,
+            ms_to_sql(v.first_seen),
+        ])
+    })
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// A new record for `site_key`, first seen at `now_ms`.
+fn new_visitor(site_key: &str, kind: IdentityKind, now_ms: u64) -> VisitorRecord {
+    VisitorRecord {
+        id: secrets::new_session_id(),
+        site_key: site_key.to_owned(),
+        kind,
+        visitor_id: None,
+        user_id: None,
+        name: None,
+        email: None,
+        custom_data: BTreeMap::new(),
+        first_seen: now_ms,
+    }
+}
+
+/// Finds or makes the visitor record a new session of `site_key` belongs
+/// to, merging as [`Store::create_session`] says; returns the record's id
+/// and how many sessions were merged into it. Runs inside the caller's
+/// transaction, which is what makes the merge atomic: two requests merging
+/// the same anonymous visitor are serialised, and the second finds the
+/// anonymous record gone.
+fn resolve_visitor(
+    conn: &Connection,
+    site_key: &str,
+    claim: &VisitorClaim,
+    now_ms: u64,
+) -> Result<(String, u64), StoreError> {
+    if let Some(user) = &claim.verified {
+        let mut record = match find_visitor(conn, site_key, "user_id", &user.user_id)? {
+            Some(mut record) => {
+                // The newest signed claims are the site's word on its user
+                // now; a claim left out keeps what was known.
+                record.kind = IdentityKind::Verified;
+                if user.name.is_some() {
+                    record.name.clone_from(&user.name);
+                }
+                if user.email.is_some() {
+                    record.email.clone_from(&user.email);
+                }
+                if !user.custom_data.is_empty() {
+                    record.custom_data.clone_from(&user.custom_data);
+                }
+                update_visitor(conn, &record)?;
+                record
+            }
+            None => {
+                let mut record = new_visitor(site_key, IdentityKind::Verified, now_ms);
+                record.user_id = Some(user.user_id.clone());
+                record.name.clone_from(&user.name);
+                record.email.clone_from(&user.email);
+                record.custom_data.clone_from(&user.custom_data);
+                insert_visitor(conn, &record)?;
+                record
+            }
+        };
+        let mut merged = 0;
+        let anonymous = match &claim.visitor_id {
+            Some(visitor_id) => find_visitor(conn, site_key, "visitor_id", visitor_id)?,
+            None => None,
+        };
+        // Only an anonymous record merges: a typed one holds what someone
+        // typed, unverified, and must never join a verified user's history.
+        if let Some(anonymous) = anonymous.filter(|a| a.kind == IdentityKind::Anonymous) {
+            merged = conn
+                .prepare_cached("UPDATE sessions SET visitor = ?2 WHERE visitor = ?1")
+                .and_then(|mut st| st.execute(params![anonymous.id, record.id]))
+                .map_err(backend)? as u64;
+            // The user's record wins; the anonymous one fills its blanks.
+            if record.name.is_none() {
+                record.name = anonymous.name;
+            }
+            if record.email.is_none() {
+                record.email = anonymous.email;
+            }
+            for (key, value) in anonymous.custom_data {
+                record.custom_data.entry(key).or_insert(value);
+            }
+            record.first_seen = record.first_seen.min(anonymous.first_seen);
+            update_visitor(conn, &record)?;
+            conn.prepare_cached("DELETE FROM visitors WHERE id = ?1")
+                .and_then(|mut st| st.execute([&anonymous.id]))
+                .map_err(backend)?;
+        }
+        return Ok((record.id, merged));
+    }
+
+    let found = match &claim.visitor_id {
+        Some(visitor_id) => find_visitor(conn, site_key, "visitor_id", visitor_id)?,
+        None => None,
+    };
+    let record = match found {
+        Some(mut record) => {
+            if let Some(typed) = &claim.typed {
+                // What the visitor typed last is what they go by now.
+                record.kind = IdentityKind::Typed;
+                if typed.name.is_some() {
+                    record.name.clone_from(&typed.name);
+                }
+                if typed.email.is_some() {
+                    record.email.clone_from(&typed.email);
+                }
+                update_visitor(conn, &record)?;
+            }
+            record
+        }
+        None => {
+            let kind = match claim.typed {
+                Some(_) => IdentityKind::Typed,
+                None => IdentityKind::Anonymous,
+            };
+            let mut record = new_visitor(site_key, kind, now_ms);
+            record.visitor_id.clone_from(&claim.visitor_id);
+            if let Some(typed) = &claim.typed {
+                record.name.clone_from(&typed.name);
+                record.email.clone_from(&typed.email);
+            }
+            insert_visitor(conn, &record)?;
+            record
+        }
+    };
+    Ok((record.id, 0))
+}
+
+/// How a ticket reads at `now_ms`: a timeout that is due but not yet
+/// applied is shown as applied, as every other reader would see it.
+fn read_ticket(row: &Row<'_>, now_ms: u64) -> rusqlite::Result<Ticket> {
+    let state: String = row.get(2)?;
+    let mut state =
+        state_from_sql(&state).ok_or_else(|| bad_column(2, format!("state {state:?}")))?;
+    let mut end_reason = match row.get::<_, Option<String>>(3)? {
+        None => None,
+        Some(r) => {
+            Some(reason_from_sql(&r).ok_or_else(|| bad_column(3, format!("end_reason {r:?}")))?)
+        }
+    };
+    let expires_at = ms_column(row, 5)?;
+    let consent_expires_at = opt_ms_column(row, 6)?;
+    if let Some(event) = lifecycle::due_timeout(state, expires_at, consent_expires_at, now_ms) {
+        if let Ok((to, reason)) = lifecycle::next(state, event) {
+            (state, end_reason) = (to, reason);
+        }
+    }
+    Ok(Ticket {
+        session_id: row.get(0)?,
+        created_at: ms_column(row, 1)?,
+        state,
+        end_reason,
+        agent_name: row.get(4)?,
     })
 }
 
@@ -581,10 +884,15 @@ impl Store for SqliteStore {
                     return Ok(CreateOutcome::CodeTaken);
                 }
             }
+            let (visitor, merged) =
+                resolve_visitor(&tx, &new.site_key, &new.visitor, new.created_at)?;
+            let typed = new.visitor.typed.as_ref();
+            let visitor_name = typed.and_then(|t| t.name.clone());
+            let visitor_email = typed.and_then(|t| t.email.clone());
             tx.prepare_cached(
                 "INSERT INTO sessions (id, site_key, code_hash, token_hash, state, end_reason, \
-                 visitor_name, visitor_email, created_at, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'pending', NULL, ?5, ?6, ?7, ?8)",
+                 visitor_name, visitor_email, created_at, expires_at, visitor) \
+                 VALUES (?1, ?2, ?3, ?4, 'pending', NULL, ?5, ?6, ?7, ?8, ?9)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -592,10 +900,11 @@ impl Store for SqliteStore {
                     new.site_key,
                     code_hash,
                     new.token_hash,
-                    new.visitor_name,
-                    new.visitor_email,
+                    visitor_name,
+                    visitor_email,
                     ms_to_sql(new.created_at),
                     ms_to_sql(new.expires_at),
+                    visitor,
                 ])
             })
             .map_err(backend)?;
@@ -605,8 +914,9 @@ impl Store for SqliteStore {
                 state: SessionState::Pending,
                 end_reason: None,
                 token_hash: new.token_hash,
-                visitor_name: new.visitor_name.clone(),
-                visitor_email: new.visitor_email.clone(),
+                visitor_name,
+                visitor_email,
+                visitor: Some(visitor.clone()),
                 created_at: new.created_at,
                 expires_at: new.expires_at,
                 agent: None,
@@ -625,7 +935,59 @@ impl Store for SqliteStore {
             })
             .map_err(backend)?;
             tx.commit().map_err(backend)?;
-            Ok(CreateOutcome::Created { events })
+            Ok(CreateOutcome::Created {
+                events,
+                visitor,
+                merged,
+            })
+        })
+        .await
+    }
+
+    async fn visitor(
+        &self,
+        session_id: &str,
+        max_tickets: usize,
+        now_ms: u64,
+    ) -> Result<Option<VisitorHistory>, StoreError> {
+        let session_id = session_id.to_owned();
+        self.with_conn(move |conn, _| {
+            // One read transaction, so the record and its tickets are of the
+            // same moment even if a merge commits in between.
+            let tx = conn.transaction().map_err(backend)?;
+            let visitor: Option<Option<String>> = tx
+                .prepare_cached("SELECT visitor FROM sessions WHERE id = ?1")
+                .and_then(|mut st| st.query_row([&session_id], |r| r.get(0)).optional())
+                .map_err(backend)?;
+            let Some(visitor) = visitor else {
+                return Ok(None);
+            };
+            let visitor = visitor.ok_or_else(|| {
+                StoreError::Corrupt(format!("session {session_id} has no visitor record"))
+            })?;
+            let record = tx
+                .prepare_cached(&format!(
+                    "SELECT {VISITOR_COLUMNS} FROM visitors WHERE id = ?1"
+                ))
+                .and_then(|mut st| st.query_row([&visitor], read_visitor).optional())
+                .map_err(backend)?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("session {session_id}'s visitor record is gone"))
+                })?;
+            let limit = i64::try_from(max_tickets).unwrap_or(i64::MAX);
+            let tickets = tx
+                .prepare_cached(
+                    "SELECT id, created_at, state, end_reason, agent_name, expires_at, \
+                     consent_expires_at FROM sessions WHERE visitor = ?1 \
+                     ORDER BY created_at DESC, id DESC LIMIT ?2",
+                )
+                .and_then(|mut st| {
+                    st.query_map(params![visitor, limit], |row| read_ticket(row, now_ms))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(Some(VisitorHistory { record, tickets }))
         })
         .await
     }
@@ -966,6 +1328,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::secrets::{hash_token, new_device_token, new_session_id, new_stream_ticket};
+    use crate::store::{TypedVisitor, VerifiedUser};
 
     const T0: u64 = 1_700_000_000_000;
 
@@ -975,8 +1338,13 @@ mod tests {
             site_key: site.into(),
             code: code.into(),
             token_hash: hash_token(&new_device_token()),
-            visitor_name: Some("Ada".into()),
-            visitor_email: None,
+            visitor: VisitorClaim {
+                typed: Some(TypedVisitor {
+                    name: Some("Ada".into()),
+                    email: None,
+                }),
+                ..VisitorClaim::default()
+            },
             created_at: now,
             expires_at: now + lifetime_ms,
             ticket_hash: hash_token(&new_stream_ticket()),
@@ -992,7 +1360,7 @@ mod tests {
 
     fn created(outcome: CreateOutcome) -> Vec<SessionEvent> {
         match outcome {
-            CreateOutcome::Created { events } => events,
+            CreateOutcome::Created { events, .. } => events,
             CreateOutcome::CodeTaken => panic!("the code was taken"),
         }
     }
@@ -1383,7 +1751,184 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn a_version_2_database_gives_each_session_a_visitor_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite3");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute_batch(SCHEMA_V2).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        for (id, name) in [("0".repeat(32), None), ("1".repeat(32), Some("Ada"))] {
+            conn.execute(
+                "INSERT INTO sessions (id, site_key, code_hash, token_hash, state, created_at, \
+                 expires_at, visitor_name) VALUES (?1, 'demo', NULL, ?2, 'ended', ?3, ?4, ?5)",
+                params![id, [0u8; 32], ms_to_sql(T0), ms_to_sql(T0 + 60_000), name],
+            )
+            .unwrap();
+        }
+        drop(conn);
+        let store = SqliteStore::open(&path).unwrap();
+        let anonymous = store
+            .visitor(&"0".repeat(32), 10, T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(anonymous.record.kind, IdentityKind::Anonymous);
+        assert_eq!(anonymous.record.first_seen, T0);
+        assert_eq!(anonymous.tickets.len(), 1);
+        let typed = store
+            .visitor(&"1".repeat(32), 10, T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (typed.record.kind, typed.record.name.as_deref()),
+            (IdentityKind::Typed, Some("Ada"))
+        );
+        assert_eq!(typed.tickets[0].session_id, "1".repeat(32));
+    }
+
+    fn with_visitor(mut new: NewSession, claim: VisitorClaim) -> NewSession {
+        new.visitor = claim;
+        new
+    }
+
+    fn anonymous(visitor_id: &str) -> VisitorClaim {
+        VisitorClaim {
+            visitor_id: Some(visitor_id.into()),
+            ..VisitorClaim::default()
+        }
+    }
+
+    fn verified(user_id: &str, name: Option<&str>, visitor_id: Option<&str>) -> VisitorClaim {
+        VisitorClaim {
+            visitor_id: visitor_id.map(str::to_owned),
+            verified: Some(VerifiedUser {
+                user_id: user_id.into(),
+                name: name.map(str::to_owned),
+                email: None,
+                custom_data: BTreeMap::from([("plan".to_owned(), "Gold".to_owned())]),
+            }),
+            typed: None,
+        }
+    }
+
+    async fn create(store: &SqliteStore, new: NewSession) -> (String, u64) {
+        match store.create_session(new).await.unwrap() {
+            CreateOutcome::Created {
+                visitor, merged, ..
+            } => (visitor, merged),
+            CreateOutcome::CodeTaken => panic!("the code was taken"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_visitors_tickets_merge_into_the_user_once() {
+        let (_dir, store) = open_temp();
+        let vid = "ab".repeat(16);
+        let a = with_visitor(new_session("demo", "000001", T0, 1_000), anonymous(&vid));
+        let b = with_visitor(
+            new_session("demo", "000002", T0 + 10, 1_000),
+            anonymous(&vid),
+        );
+        let (anon_record, _) = create(&store, a.clone()).await;
+        assert_eq!(create(&store, b.clone()).await, (anon_record.clone(), 0));
+        // The same id at another site is another visitor.
+        let elsewhere = with_visitor(new_session("other", "000003", T0, 1_000), anonymous(&vid));
+        let (other_record, _) = create(&store, elsewhere.clone()).await;
+        assert_ne!(other_record, anon_record);
+
+        // The user existed before, with a name; their first contact was later.
+        let old = with_visitor(
+            new_session("demo", "000004", T0 + 20, 1_000),
+            verified("u-1", Some("Alex"), None),
+        );
+        let (user_record, merged) = create(&store, old.clone()).await;
+        assert_eq!(merged, 0);
+        let login = with_visitor(
+            new_session("demo", "000005", T0 + 30, 1_000),
+            verified("u-1", None, Some(&vid)),
+        );
+        assert_eq!(
+            create(&store, login.clone()).await,
+            (user_record.clone(), 2)
+        );
+        let h = store
+            .visitor(&login.id, 10, T0 + 1_005)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.record.kind, IdentityKind::Verified);
+        assert_eq!(
+            h.record.name.as_deref(),
+            Some("Alex"),
+            "a left-out claim keeps the name"
+        );
+        assert_eq!(h.record.first_seen, T0, "the anonymous visitor came first");
+        let ids: Vec<_> = h.tickets.iter().map(|t| t.session_id.as_str()).collect();
+        assert_eq!(ids, [&login.id, &old.id, &b.id, &a.id], "newest first");
+        // A code that expired unnoticed reads as timed out; a live one as pending.
+        assert_eq!(h.tickets[3].end_reason, Some(EndReason::PendingTimeout));
+        assert_eq!(h.tickets[0].state, SessionState::Pending);
+
+        // Again with the same id: nothing left to merge; the id now names a
+        // fresh anonymous visitor.
+        let again = with_visitor(
+            new_session("demo", "000006", T0 + 50, 1_000),
+            verified("u-1", None, Some(&vid)),
+        );
+        assert_eq!(create(&store, again).await, (user_record.clone(), 0));
+        let later = with_visitor(
+            new_session("demo", "000007", T0 + 60, 1_000),
+            anonymous(&vid),
+        );
+        let (fresh, _) = create(&store, later.clone()).await;
+        assert_ne!(fresh, anon_record);
+        let h = store
+            .visitor(&later.id, 10, T0 + 60)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (h.record.kind, h.tickets.len()),
+            (IdentityKind::Anonymous, 1)
+        );
+        // The other site's visitor was not touched.
+        let h = store.visitor(&elsewhere.id, 10, T0).await.unwrap().unwrap();
+        assert_eq!((h.record.id, h.tickets.len()), (other_record, 1));
+    }
+
+    #[tokio::test]
+    async fn a_typed_visitor_is_never_merged() {
+        let (_dir, store) = open_temp();
+        let vid = "cd".repeat(16);
+        let mut claim = anonymous(&vid);
+        claim.typed = Some(TypedVisitor {
+            name: None,
+            email: Some("alex@example.com".into()),
+        });
+        let typed = with_visitor(new_session("demo", "000001", T0, 1_000), claim);
+        let (typed_record, _) = create(&store, typed.clone()).await;
+        let login = with_visitor(
+            new_session("demo", "000002", T0 + 10, 1_000),
+            verified("u-1", Some("Alex"), Some(&vid)),
+        );
+        let (user_record, merged) = create(&store, login.clone()).await;
+        assert_eq!(merged, 0);
+        assert_ne!(user_record, typed_record);
+        let h = store.visitor(&typed.id, 10, T0).await.unwrap().unwrap();
+        assert_eq!(h.record.kind, IdentityKind::Typed);
+        assert_eq!(h.tickets.len(), 1);
+        let h = store.visitor(&login.id, 10, T0).await.unwrap().unwrap();
+        assert_eq!(h.tickets.len(), 1);
+        assert_eq!(
+            h.record.email, None,
+            "nothing typed reaches the user's record"
+        );
     }
 
     #[tokio::test]

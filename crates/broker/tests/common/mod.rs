@@ -65,7 +65,33 @@ agent_max = 2
 agent_window_secs = 60
 agent_daily_max = 5
 site_max = 1000
+
+# Name and email required before a code is made.
+[[site]]
+key = "form"
+name = "Form Required"
+allowed_origins = []
+auth_mode = "form"
+
+# The same form, optional.
+[[site]]
+key = "optional"
+name = "Form Optional"
+allowed_origins = []
+auth_mode = "optional-form"
+
+# Only signed-in users, verified with the site's secret; agents in Paris.
+[[site]]
+key = "login"
+name = "Members Only"
+allowed_origins = []
+auth_mode = "code"
+time_zone = "Europe/Paris"
+secret = "login-secret-0123456789abcdef-0123456789"
 "#;
+
+/// The `login` site's secret, which signs its visitors' identities.
+pub const LOGIN_SECRET: &str = "login-secret-0123456789abcdef-0123456789";
 
 pub fn config() -> Config {
     Config::from_toml(SITES).expect("test config is valid")
@@ -91,6 +117,17 @@ impl Broker {
         let db = dir.path().join("broker.sqlite3");
         let clock = Arc::new(ManualClock::new(T0));
         let mut broker = Self::start_on(&db, clock, |s| s).await;
+        broker._dir = Some(dir);
+        broker
+    }
+
+    /// A broker like [`Broker::start`] whose state `tweak` may change
+    /// (static folders, the demo login).
+    pub async fn start_with(tweak: impl FnOnce(AppState) -> AppState) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("broker.sqlite3");
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut broker = Self::start_on(&db, clock, tweak).await;
         broker._dir = Some(dir);
         broker
     }
