@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { mintIdentity } from "../../examples/identity/mint-identity.mjs";
 
 export const ROOT = process.env.REPO_ROOT || path.resolve(import.meta.dirname, "../..");
 const BIN = process.env.BROKER_BIN || path.join(ROOT, "target/debug/agent-assist-broker");
@@ -192,16 +193,10 @@ export function agentJwt({ sub = "crm-agent-7", name = "Robin", site = "demo", e
 }
 
 /**
- * A visitor identity as a site's server signs it for `identify()`: claims
- * `sub` (the user id), `name`, `email`, optional `custom` and `exp`, HS256
- * with the site's secret. Returns what the page passes to identify().
+ * A visitor identity as a site's server signs it for `identify()`, made by
+ * the documented server-side example (examples/identity/mint-identity.mjs),
+ * so the example is what the tests exercise.
  */
-export function signedIdentity({ userId = "u-42", name = "Robin Customer", email = "robin@example.com", customData, exp, secret = TEST_SITE_SECRET } = {}) {
-  const claims = { sub: userId, name, email, exp: exp ?? Math.floor(Date.now() / 1000) + 3600 };
-  if (customData) claims.custom = customData;
-  const unsigned = `${b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${b64url(JSON.stringify(claims))}`;
-  const signature = createHmac("sha256", secret).update(unsigned).digest("base64url");
-  const identity = { userId, name, email, token: `${unsigned}.${signature}` };
-  if (customData) identity.customData = customData;
-  return identity;
+export function signedIdentity({ userId = "u-42", name = "Robin Customer", email = "robin@example.com", customData, lifetimeSecs = 3600, secret = TEST_SITE_SECRET } = {}) {
+  return mintIdentity({ userId, name, email, customData }, secret, lifetimeSecs);
 }
