@@ -18,7 +18,7 @@ pub enum Error {
     Timeout,
     /// The broker answered with an error. The message names the stable code,
     /// so the site's developer sees what to fix (e.g. `invalid_identity`).
-    #[error("Agent Assist's server answered {}: {message}", api_code_name(*.code))]
+    #[error("Agent Assist's server answered {}: {message}", .code.as_str())]
     Api { code: ErrorCode, message: String },
     /// The broker answered something that is not what the protocol says.
     #[error("Agent Assist's server sent an answer it could not read")]
@@ -56,7 +56,7 @@ impl Error {
             Error::Config(_) => "config",
             Error::Network => "network",
             Error::Timeout => "timeout",
-            Error::Api { code, .. } => api_code_name(*code),
+            Error::Api { code, .. } => code.as_str(),
             Error::BadResponse => "bad_response",
             Error::Js(_) => "browser",
             Error::NoDocument => "no_document",
@@ -77,29 +77,6 @@ impl Error {
     }
 }
 
-fn api_code_name(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::MalformedJson => "malformed_json",
-        ErrorCode::InvalidField => "invalid_field",
-        ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-        ErrorCode::PayloadTooLarge => "payload_too_large",
-        ErrorCode::InvalidToken => "invalid_token",
-        ErrorCode::OriginNotAllowed => "origin_not_allowed",
-        ErrorCode::IdentityRequired => "identity_required",
-        ErrorCode::InvalidIdentity => "invalid_identity",
-        ErrorCode::UnknownSite => "unknown_site",
-        ErrorCode::UnknownSession => "unknown_session",
-        ErrorCode::NotFound => "not_found",
-        ErrorCode::NoSuchCode => "no_such_code",
-        ErrorCode::RateLimited => "rate_limited",
-        ErrorCode::MethodNotAllowed => "method_not_allowed",
-        ErrorCode::InvalidState => "invalid_state",
-        ErrorCode::NoFreeCodes => "no_free_codes",
-        ErrorCode::Internal => "internal",
-        ErrorCode::Unknown => "unknown",
-    }
-}
-
 impl From<FetchError> for Error {
     fn from(err: FetchError) -> Self {
         match err {
@@ -114,11 +91,7 @@ impl From<FetchError> for Error {
 
 impl From<JsValue> for Error {
     fn from(value: JsValue) -> Self {
-        let text = js_sys::Reflect::get(&value, &"message".into())
-            .ok()
-            .and_then(|m| m.as_string())
-            .or_else(|| value.as_string())
-            .unwrap_or_else(|| "unexpected browser error".into());
+        let text = agent_assist_web::js_message(&value);
         Error::Js(text)
     }
 }

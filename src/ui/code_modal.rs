@@ -7,6 +7,7 @@
 //! inert, and Esc raises `cancel`. Tab is additionally wrapped inside it so
 //! keyboard focus never reaches the browser chrome in the middle of the flow.
 
+use super::trap_tab;
 use crate::code;
 use crate::i18n::{Strings, Text};
 use crate::ui::identity_form::{IdentityForm, OnForm};
@@ -15,9 +16,7 @@ use agent_assist_web::dom::{self, append, attr, el, text_el, Listener};
 use gloo_timers::callback::Interval;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
-use web_sys::{
-    Document, Element, Event, HtmlDialogElement, HtmlElement, KeyboardEvent, ShadowRoot,
-};
+use web_sys::{Document, Element, Event, HtmlDialogElement, HtmlElement, ShadowRoot};
 
 /// What the visitor asked the modal for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,25 +124,7 @@ impl CodeModal {
             e.prevent_default();
             on_esc(Action::Cancel);
         }));
-        let (first, last, root2) = (close_button.clone(), cancel_button.clone(), root.clone());
-        listeners.push(Listener::new(&dialog, "keydown", move |e: Event| {
-            let Some(key) = e.dyn_ref::<KeyboardEvent>() else {
-                return;
-            };
-            if key.key() != "Tab" {
-                return;
-            }
-            let active = root2.active_element();
-            let (from, to) = if key.shift_key() {
-                (&first, &last)
-            } else {
-                (&last, &first)
-            };
-            if active.as_ref() == Some(from) || active.is_none() {
-                e.prevent_default();
-                dom::focus(to);
-            }
-        }));
+        listeners.push(trap_tab(&dialog, root, &close_button, &cancel_button));
 
         CodeModal {
             doc: doc.clone(),

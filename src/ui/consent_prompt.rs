@@ -5,11 +5,12 @@
 //! A modal `<dialog>` like the code modal. Esc counts as Deny: a visitor who
 //! dismisses the question has not agreed to anything.
 
+use super::trap_tab;
 use crate::i18n::{fill, Strings, Text};
 use agent_assist_web::dom::{self, append, attr, el, text_el, Listener};
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
-use web_sys::{Document, Element, Event, HtmlDialogElement, KeyboardEvent, ShadowRoot};
+use web_sys::{Document, Element, Event, HtmlDialogElement, ShadowRoot};
 
 pub struct ConsentPrompt {
     dialog: HtmlDialogElement,
@@ -86,26 +87,7 @@ impl ConsentPrompt {
             on_esc(false);
         }));
         // Keep Tab inside the prompt: Deny and Allow are its only stops.
-        let (first, last, root2) = (deny.clone(), allow.clone(), root.clone());
-        listeners.push(Listener::new(&dialog, "keydown", move |e: Event| {
-            let Some(key) = e.dyn_ref::<KeyboardEvent>() else {
-                return;
-            };
-            if key.key() != "Tab" {
-                return;
-            }
-            let active = root2.active_element();
-            let (from, to) = if key.shift_key() {
-                (&first, &last)
-            } else {
-                (&last, &first)
-            };
-            if active.as_ref() == Some(from) || active.as_ref().is_none_or(|a| a.tag_name() == "H2")
-            {
-                e.prevent_default();
-                dom::focus(to);
-            }
-        }));
+        listeners.push(trap_tab(&dialog, root, &deny, &allow));
 
         let _ = dialog.show_modal();
         dom::focus(&title);

@@ -63,3 +63,39 @@ impl Drop for Host {
         self.element.remove();
     }
 }
+
+/// Keeps Tab inside a modal dialog: Tab from `last` goes to `first`, Shift+Tab
+/// from `first` to `last`, and either from anywhere that is not a control
+/// (the dialog itself, a heading focused on purpose) enters at the matching
+/// end. The page behind is inert anyway; this also keeps focus from the
+/// browser's own toolbar in the middle of the flow.
+pub fn trap_tab(
+    dialog: &web_sys::Element,
+    root: &ShadowRoot,
+    first: &web_sys::Element,
+    last: &web_sys::Element,
+) -> dom::Listener {
+    use wasm_bindgen::JsCast;
+    let (first, last, root) = (first.clone(), last.clone(), root.clone());
+    dom::Listener::new(dialog, "keydown", move |e: web_sys::Event| {
+        let Some(key) = e.dyn_ref::<web_sys::KeyboardEvent>() else {
+            return;
+        };
+        if key.key() != "Tab" {
+            return;
+        }
+        let active = root.active_element();
+        let (from, to) = if key.shift_key() {
+            (&first, &last)
+        } else {
+            (&last, &first)
+        };
+        let outside = active
+            .as_ref()
+            .is_none_or(|a| !a.matches("button, a[href], input").unwrap_or(false));
+        if active.as_ref() == Some(from) || outside {
+            e.prevent_default();
+            dom::focus(to);
+        }
+    })
+}

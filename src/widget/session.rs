@@ -80,7 +80,7 @@ impl Inner {
         }
         let detail = object(&[
             ("sessionId", tracked.id.as_str().into()),
-            ("reason", reason_name(reason).into()),
+            ("reason", reason.as_str().into()),
         ]);
         Some(self.emission("session.ended", detail))
     }
@@ -155,7 +155,7 @@ impl Widget {
             };
             // Only forward: a replayed older event (the stream starts from
             // the beginning after a resume) must not undo what we know.
-            if tracked.id != status.session_id || rank(status.state) <= rank(tracked.state) {
+            if tracked.id != status.session_id || status.state.rank() <= tracked.state.rank() {
                 return;
             }
             tracked.state = status.state;
@@ -167,7 +167,7 @@ impl Widget {
             let updated = || {
                 object(&[
                     ("sessionId", id.as_str().into()),
-                    ("state", state_name(status.state).into()),
+                    ("state", status.state.as_str().into()),
                     ("agentName", agent.as_str().into()),
                 ])
             };
@@ -433,33 +433,4 @@ async fn ask_site(f: &js_sys::Function, detail: &JsValue) -> bool {
         Err(v) => v,
     };
     answer.as_bool() == Some(true)
-}
-
-fn rank(state: SessionState) -> u8 {
-    match state {
-        SessionState::Pending => 0,
-        SessionState::Authorizing => 1,
-        SessionState::Active => 2,
-        SessionState::Ended => 3,
-    }
-}
-
-fn state_name(state: SessionState) -> &'static str {
-    match state {
-        SessionState::Pending => "pending",
-        SessionState::Authorizing => "authorizing",
-        SessionState::Active => "active",
-        SessionState::Ended => "ended",
-    }
-}
-
-fn reason_name(reason: EndReason) -> &'static str {
-    match reason {
-        EndReason::PendingTimeout => "pending_timeout",
-        EndReason::AuthorizingTimeout => "authorizing_timeout",
-        EndReason::DeviceCancelled => "device_cancelled",
-        EndReason::ConsentDenied => "consent_denied",
-        EndReason::DeviceEnded => "device_ended",
-        EndReason::AgentEnded => "agent_ended",
-    }
 }

@@ -3,6 +3,18 @@ import { test as base, expect } from "@playwright/test";
 import { Broker } from "./broker.js";
 
 export const test = base.extend({
+  // Every test fails if its page throws or rejects uncaught: the widget must
+  // never throw into the host page. Other pages a test opens can report into
+  // `page.errors` too.
+  pageErrors: [
+    async ({ page }, use) => {
+      page.errors = [];
+      page.on("pageerror", (err) => page.errors.push(String(err)));
+      await use(page.errors);
+      expect(page.errors, "uncaught errors on the page").toEqual([]);
+    },
+    { auto: true },
+  ],
   // One broker per test: tests stop and restart it, and each gets a clean store.
   broker: async ({}, use, testInfo) => {
     const broker = await Broker.start();
@@ -16,6 +28,16 @@ export const test = base.extend({
 });
 
 export { expect };
+
+/** An agent's call to the broker, as the console makes it. */
+export async function agentApi(broker, token, method, pathname, body) {
+  const res = await fetch(broker.url + pathname, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, body: await res.json() };
+}
 
 /** The widget's locators, reached through its open shadow root. */
 export function widget(page) {

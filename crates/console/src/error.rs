@@ -82,11 +82,7 @@ impl Error {
 
 impl From<JsValue> for Error {
     fn from(value: JsValue) -> Self {
-        let text = js_sys::Reflect::get(&value, &"message".into())
-            .ok()
-            .and_then(|m| m.as_string())
-            .or_else(|| value.as_string())
-            .unwrap_or_else(|| "unexpected browser error".into());
+        let text = agent_assist_web::js_message(&value);
         Error::Js(text)
     }
 }

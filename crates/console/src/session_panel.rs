@@ -137,7 +137,7 @@ impl SessionPanel {
     /// Returns whether this update ended the session, which happens once.
     pub fn update(&self, status: &SessionStatus) -> bool {
         let old = self.state.get();
-        if old.is_some_and(|old| rank(old) > rank(status.state)) {
+        if old.is_some_and(|old| old.rank() > status.state.rank()) {
             return false;
         }
         let entered_end = status.state == SessionState::Ended && old != Some(SessionState::Ended);
@@ -221,16 +221,6 @@ impl SessionPanel {
     fn stop_countdown(&self) {
         self.ticker.borrow_mut().take();
         set_hidden(&self.deadline, true);
-    }
-}
-
-/// How far along its life a session is.
-fn rank(state: SessionState) -> u8 {
-    match state {
-        SessionState::Pending => 0,
-        SessionState::Authorizing => 1,
-        SessionState::Active => 2,
-        SessionState::Ended => 3,
     }
 }
 

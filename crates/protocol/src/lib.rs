@@ -177,6 +177,64 @@ pub struct SessionStatus {
     pub consent_expires_at: Option<u64>,
 }
 
+impl SessionState {
+    /// The wire name (`"pending"`…), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Pending => "pending",
+            SessionState::Authorizing => "authorizing",
+            SessionState::Active => "active",
+            SessionState::Ended => "ended",
+        }
+    }
+
+    /// The state with this wire name.
+    pub fn from_name(name: &str) -> Option<SessionState> {
+        [
+            SessionState::Pending,
+            SessionState::Authorizing,
+            SessionState::Active,
+            SessionState::Ended,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
+    /// How far along its life a session is: states only move forward, so a
+    /// client that sees a lower rank than it knows is looking at old news.
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+}
+
+impl EndReason {
+    const ALL: [EndReason; 6] = [
+        EndReason::PendingTimeout,
+        EndReason::AuthorizingTimeout,
+        EndReason::DeviceCancelled,
+        EndReason::ConsentDenied,
+        EndReason::DeviceEnded,
+        EndReason::AgentEnded,
+    ];
+
+    /// The wire name (`"agent_ended"`…), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::PendingTimeout => "pending_timeout",
+            EndReason::AuthorizingTimeout => "authorizing_timeout",
+            EndReason::DeviceCancelled => "device_cancelled",
+            EndReason::ConsentDenied => "consent_denied",
+            EndReason::DeviceEnded => "device_ended",
+            EndReason::AgentEnded => "agent_ended",
+        }
+    }
+
+    /// The reason with this wire name.
+    pub fn from_name(name: &str) -> Option<EndReason> {
+        EndReason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
 /// Name of the Server-Sent Event that carries a [`SessionStatus`].
 pub const SESSION_EVENT: &str = "session";
 
@@ -332,6 +390,31 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The wire name (`"no_such_code"`…), as serde writes it; also the
+    /// `code` the SDK's JS errors carry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::OriginNotAllowed => "origin_not_allowed",
+            ErrorCode::IdentityRequired => "identity_required",
+            ErrorCode::InvalidIdentity => "invalid_identity",
+            ErrorCode::UnknownSite => "unknown_site",
+            ErrorCode::UnknownSession => "unknown_session",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::NoSuchCode => "no_such_code",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::NoFreeCodes => "no_free_codes",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+
     /// The HTTP status that goes with this code.
     pub fn status(self) -> u16 {
         match self {
@@ -386,6 +469,33 @@ mod tests {
     }
 
     #[test]
+    fn wire_names_are_what_serde_writes() {
+        let json = |v: serde_json::Value| v.as_str().map(str::to_owned);
+        for s in [
+            SessionState::Pending,
+            SessionState::Authorizing,
+            SessionState::Active,
+            SessionState::Ended,
+        ] {
+            assert_eq!(
+                json(serde_json::to_value(s).unwrap()).as_deref(),
+                Some(s.as_str())
+            );
+            assert_eq!(SessionState::from_name(s.as_str()), Some(s));
+        }
+        for r in EndReason::ALL {
+            assert_eq!(
+                json(serde_json::to_value(r).unwrap()).as_deref(),
+                Some(r.as_str())
+            );
+            assert_eq!(EndReason::from_name(r.as_str()), Some(r));
+        }
+        assert!(SessionState::Pending.rank() < SessionState::Authorizing.rank());
+        assert!(SessionState::Active.rank() < SessionState::Ended.rank());
+        assert_eq!(SessionState::from_name("paused"), None);
+    }
+
+    #[test]
     fn every_error_code_maps_to_an_error_status() {
         for code in [
             ErrorCode::MalformedJson,
@@ -407,6 +517,8 @@ mod tests {
             ErrorCode::Internal,
         ] {
             assert!((400..600).contains(&code.status()), "{code:?}");
+            let wire = serde_json::to_value(code).unwrap();
+            assert_eq!(wire.as_str(), Some(code.as_str()));
         }
     }
 }

@@ -40,10 +40,7 @@ pub enum FetchError {
 
 impl From<JsValue> for FetchError {
     fn from(value: JsValue) -> Self {
-        let text = js_sys::Reflect::get(&value, &"message".into())
-            .ok()
-            .and_then(|m| m.as_string())
-            .unwrap_or_else(|| "unexpected browser error".into());
+        let text = crate::js_message(&value);
         FetchError::Js(text)
     }
 }

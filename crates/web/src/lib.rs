@@ -13,3 +13,13 @@
 pub mod dom;
 pub mod http;
 pub mod js_de;
+
+/// The message of a thrown JS value: an `Error`'s `message`, a thrown
+/// string, or a generic sentence for anything else.
+pub fn js_message(value: &wasm_bindgen::JsValue) -> String {
+    js_sys::Reflect::get(value, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| "unexpected browser error".into())
+}

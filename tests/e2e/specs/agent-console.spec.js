@@ -8,14 +8,8 @@ import path from "node:path";
 const SHOTS = path.resolve(import.meta.dirname, "../../../target/screenshots");
 const HOSTILE = `<img src=x onerror="window.__pwned=1">`;
 
-// Every test fails if a page sees an uncaught exception or rejection.
-test.beforeEach(async ({ page }) => {
-  page.errors = [];
-  page.on("pageerror", (err) => page.errors.push(String(err)));
-});
-test.afterEach(async ({ page }) => {
-  expect(page.errors, "uncaught errors on the console page").toEqual([]);
-});
+// Every test fails if a page throws (the `pageErrors` fixture); pages the
+// test opens itself report into `page.errors` too.
 
 /** A visitor's code, made through the API as the widget would. */
 async function visitorCode(broker, visitor, more = {}) {

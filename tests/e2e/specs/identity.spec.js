@@ -1,28 +1,13 @@
 // Who the visitor is (seeds 002, 003): one scenario per client-authentication
 // mode against the real broker and pages, and the anonymous visitor whose
 // history follows them after they log in on the demo shop.
-import { test, expect, widget, codeResponse } from "../fixtures.js";
+import { test, expect, widget, codeResponse, agentApi } from "../fixtures.js";
 import { signedIdentity } from "../broker.js";
 import path from "node:path";
 
 const SHOTS = path.resolve(import.meta.dirname, "../../../target/screenshots");
 
-test.beforeEach(async ({ page }) => {
-  page.errors = [];
-  page.on("pageerror", (err) => page.errors.push(String(err)));
-});
-test.afterEach(async ({ page }) => {
-  expect(page.errors, "uncaught errors on the host page").toEqual([]);
-});
 
-async function agentApi(broker, token, method, pathname, body) {
-  const res = await fetch(broker.url + pathname, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: await res.json() };
-}
 
 /** A widget for `siteKey` in `auth` mode, with its link in the page's footer. */
 async function mountWidget(page, broker, siteKey, auth, extra = {}) {

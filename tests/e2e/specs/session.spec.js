@@ -2,28 +2,12 @@
 // consent in a separate prompt, the session runs with an indicator on every
 // page, and either side ends it. Visitor and agent are separate browser
 // contexts against one real broker.
-import { test, expect, widget, codeResponse, agentConsole } from "../fixtures.js";
+import { test, expect, widget, codeResponse, agentConsole, agentApi } from "../fixtures.js";
 import path from "node:path";
 
 const SHOTS = path.resolve(import.meta.dirname, "../../../target/screenshots");
 
-test.beforeEach(async ({ page }) => {
-  page.errors = [];
-  page.on("pageerror", (err) => page.errors.push(String(err)));
-});
-test.afterEach(async ({ page }) => {
-  expect(page.errors, "uncaught errors on the host page").toEqual([]);
-});
 
-/** An agent's call to the broker, as the console makes it. */
-async function agentApi(broker, token, method, pathname, body) {
-  const res = await fetch(broker.url + pathname, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: await res.json() };
-}
 
 /** The visitor asks for a code on the demo shop; returns the broker's answer. */
 async function visitorGetsCode(page, broker) {

@@ -4,14 +4,6 @@ import path from "node:path";
 
 const SHOTS = path.resolve(import.meta.dirname, "../../../target/screenshots");
 
-// Every test fails if the host page sees an uncaught exception or rejection.
-test.beforeEach(async ({ page }) => {
-  page.errors = [];
-  page.on("pageerror", (err) => page.errors.push(String(err)));
-});
-test.afterEach(async ({ page }) => {
-  expect(page.errors, "uncaught errors on the host page").toEqual([]);
-});
 
 const mmss = (t) => {
   const [m, s] = t.split(":").map(Number);

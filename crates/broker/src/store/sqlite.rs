@@ -303,48 +303,6 @@ fn ms_to_sql(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
-fn state_to_sql(state: SessionState) -> &'static str {
-    match state {
-        SessionState::Pending => "pending",
-        SessionState::Authorizing => "authorizing",
-        SessionState::Active => "active",
-        SessionState::Ended => "ended",
-    }
-}
-
-fn state_from_sql(s: &str) -> Option<SessionState> {
-    Some(match s {
-        "pending" => SessionState::Pending,
-        "authorizing" => SessionState::Authorizing,
-        "active" => SessionState::Active,
-        "ended" => SessionState::Ended,
-        _ => return None,
-    })
-}
-
-fn reason_to_sql(reason: EndReason) -> &'static str {
-    match reason {
-        EndReason::PendingTimeout => "pending_timeout",
-        EndReason::AuthorizingTimeout => "authorizing_timeout",
-        EndReason::DeviceCancelled => "device_cancelled",
-        EndReason::ConsentDenied => "consent_denied",
-        EndReason::DeviceEnded => "device_ended",
-        EndReason::AgentEnded => "agent_ended",
-    }
-}
-
-fn reason_from_sql(s: &str) -> Option<EndReason> {
-    Some(match s {
-        "pending_timeout" => EndReason::PendingTimeout,
-        "authorizing_timeout" => EndReason::AuthorizingTimeout,
-        "device_cancelled" => EndReason::DeviceCancelled,
-        "consent_denied" => EndReason::ConsentDenied,
-        "device_ended" => EndReason::DeviceEnded,
-        "agent_ended" => EndReason::AgentEnded,
-        _ => return None,
-    })
-}
-
 /// A column that holds something this code never writes.
 fn bad_column(idx: usize, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, what.into())
@@ -365,12 +323,13 @@ fn opt_ms_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<u64>> {
 
 fn read_session(row: &Row<'_>) -> rusqlite::Result<Session> {
     let state: String = row.get(2)?;
-    let state = state_from_sql(&state).ok_or_else(|| bad_column(2, format!("state {state:?}")))?;
+    let state =
+        SessionState::from_name(&state).ok_or_else(|| bad_column(2, format!("state {state:?}")))?;
     let end_reason = match row.get::<_, Option<String>>(3)? {
         None => None,
-        Some(r) => {
-            Some(reason_from_sql(&r).ok_or_else(|| bad_column(3, format!("end_reason {r:?}")))?)
-        }
+        Some(r) => Some(
+            EndReason::from_name(&r).ok_or_else(|| bad_column(3, format!("end_reason {r:?}")))?,
+        ),
     };
     let agent = match (
         row.get::<_, Option<String>>(9)?,
@@ -629,12 +588,12 @@ fn resolve_visitor(
 fn read_ticket(row: &Row<'_>, now_ms: u64) -> rusqlite::Result<Ticket> {
     let state: String = row.get(2)?;
     let mut state =
-        state_from_sql(&state).ok_or_else(|| bad_column(2, format!("state {state:?}")))?;
+        SessionState::from_name(&state).ok_or_else(|| bad_column(2, format!("state {state:?}")))?;
     let mut end_reason = match row.get::<_, Option<String>>(3)? {
         None => None,
-        Some(r) => {
-            Some(reason_from_sql(&r).ok_or_else(|| bad_column(3, format!("end_reason {r:?}")))?)
-        }
+        Some(r) => Some(
+            EndReason::from_name(&r).ok_or_else(|| bad_column(3, format!("end_reason {r:?}")))?,
+        ),
     };
     let expires_at = ms_column(row, 5)?;
     let consent_expires_at = opt_ms_column(row, 6)?;
@@ -713,12 +672,12 @@ fn step(
         .and_then(|mut st| {
             st.execute(params![
                 after.id,
-                state_to_sql(after.state),
-                after.end_reason.map(reason_to_sql),
+                after.state.as_str(),
+                after.end_reason.map(EndReason::as_str),
                 after.agent.as_ref().map(|a| a.id.as_str()),
                 after.agent.as_ref().map(|a| a.name.as_str()),
                 after.consent_expires_at.map(ms_to_sql),
-                state_to_sql(session.state),
+                session.state.as_str(),
             ])
         })
         .map_err(backend)?;
