@@ -39,6 +39,13 @@ impl Tracked {
 }
 
 impl Inner {
+    /// The followed session's id and device token, for a call about it.
+    fn credentials(&self) -> Option<(String, String)> {
+        self.session
+            .as_ref()
+            .map(|s| (s.id.clone(), s.token.clone()))
+    }
+
     /// A code was issued: follow its session from now on, in this tab.
     pub(super) fn start_session(&mut self, response: &CreateCodeResponse) {
         self.session = Some(Tracked {
@@ -110,11 +117,7 @@ impl Widget {
     fn renew_stream(&self, last_event_id: Option<String>) {
         let Ok(mut inner) = self.live() else { return };
         inner.stream = None;
-        let Some((id, token)) = inner
-            .session
-            .as_ref()
-            .map(|s| (s.id.clone(), s.token.clone()))
-        else {
+        let Some((id, token)) = inner.credentials() else {
             return;
         };
         let client = inner.client.clone();
@@ -261,11 +264,7 @@ impl Widget {
     /// Sends the visitor's (or the site's) answer to the consent prompt.
     fn answer(&self, allow: bool) {
         let Ok(inner) = self.live() else { return };
-        let Some((id, token)) = inner
-            .session
-            .as_ref()
-            .map(|s| (s.id.clone(), s.token.clone()))
-        else {
+        let Some((id, token)) = inner.credentials() else {
             return;
         };
         if let Some(prompt) = inner.consent.as_ref() {
@@ -295,11 +294,7 @@ impl Widget {
     /// The visitor's "Stop sharing".
     fn end(&self) {
         let Ok(inner) = self.live() else { return };
-        let Some((id, token)) = inner
-            .session
-            .as_ref()
-            .map(|s| (s.id.clone(), s.token.clone()))
-        else {
+        let Some((id, token)) = inner.credentials() else {
             return;
         };
         if let Some(indicator) = inner.indicator.as_ref() {
