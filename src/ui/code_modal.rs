@@ -12,7 +12,7 @@ use crate::code;
 use crate::i18n::{Strings, Text};
 use crate::ui::identity_form::{IdentityForm, OnForm};
 use agent_assist_protocol::VisitorInfo;
-use agent_assist_web::dom::{self, append, attr, el, text_el, Listener};
+use agent_assist_web::dom::{self, append, attr, button, el, text_el, Listener};
 use gloo_timers::callback::Interval;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
@@ -58,8 +58,7 @@ impl CodeModal {
         attr(&dialog, "aria-labelledby", "aa-title");
         attr(&dialog, "part", "dialog");
 
-        let close_button = text_el(doc, "button", "close", "\u{00d7}");
-        attr(&close_button, "type", "button");
+        let close_button = button(doc, "close", "\u{00d7}");
         attr(&close_button, "aria-label", strings.get(Text::Close));
         append(&dialog, &close_button);
 
@@ -97,13 +96,7 @@ impl CodeModal {
         append(&dialog, &status);
 
         let actions = el(doc, "div", "actions");
-        let cancel_button = text_el(
-            doc,
-            "button",
-            "button secondary cancel",
-            strings.get(Text::Cancel),
-        );
-        attr(&cancel_button, "type", "button");
+        let cancel_button = button(doc, "button secondary cancel", strings.get(Text::Cancel));
         append(&actions, &cancel_button);
         append(&dialog, &actions);
 
@@ -316,13 +309,7 @@ impl CodeModal {
             }
             return;
         };
-        let retry = text_el(
-            &self.doc,
-            "button",
-            "button primary retry",
-            self.strings.get(button),
-        );
-        attr(&retry, "type", "button");
+        let retry = dom::button(&self.doc, "button primary retry", self.strings.get(button));
         append(&self.panel, &retry);
         let on_action = self.on_action.clone();
         self.panel_listeners

@@ -7,7 +7,7 @@
 
 use super::trap_tab;
 use crate::i18n::{fill, Strings, Text};
-use agent_assist_web::dom::{self, append, attr, el, text_el, Listener};
+use agent_assist_web::dom::{self, append, attr, button, el, text_el, Listener};
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use web_sys::{Document, Element, Event, HtmlDialogElement, ShadowRoot};
@@ -54,20 +54,9 @@ impl ConsentPrompt {
         append(&dialog, &error);
 
         let actions = el(doc, "div", "actions");
-        let deny = text_el(
-            doc,
-            "button",
-            "button secondary deny",
-            strings.get(Text::Deny),
-        );
-        let allow = text_el(
-            doc,
-            "button",
-            "button primary allow",
-            strings.get(Text::Allow),
-        );
+        let deny = button(doc, "button secondary deny", strings.get(Text::Deny));
+        let allow = button(doc, "button primary allow", strings.get(Text::Allow));
         for b in [&deny, &allow] {
-            attr(b, "type", "button");
             append(&actions, b);
         }
         append(&dialog, &actions);

@@ -17,8 +17,7 @@ impl FooterLink {
     ) -> FooterLink {
         // A button, not an anchor: it opens a dialog rather than navigating,
         // and assistive technology should announce it that way.
-        let button = dom::text_el(doc, "button", "link", label);
-        dom::attr(&button, "type", "button");
+        let button = dom::button(doc, "link", label);
         dom::attr(&button, "aria-haspopup", "dialog");
         dom::attr(&button, "part", "link");
         let mut on_click = on_click;

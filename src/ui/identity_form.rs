@@ -11,7 +11,7 @@
 use crate::i18n::{Strings, Text};
 use crate::identity::check_form;
 use agent_assist_protocol::{VisitorInfo, MAX_TEXT_FIELD};
-use agent_assist_web::dom::{self, append, attr, el, text_el, Listener};
+use agent_assist_web::dom::{self, append, attr, button, el, text_el, Listener};
 use std::rc::Rc;
 use web_sys::{Document, Element, Event};
 
@@ -130,13 +130,7 @@ impl IdentityForm {
         append(&actions, &submit);
         let mut listeners = Vec::new();
         if guest {
-            let button = text_el(
-                doc,
-                "button",
-                "button secondary guest",
-                strings.get(Text::Guest),
-            );
-            attr(&button, "type", "button");
+            let button = button(doc, "button secondary guest", strings.get(Text::Guest));
             append(&actions, &button);
             let on_form = on_form.clone();
             listeners.push(Listener::new(&button, "click", move |_| {

@@ -4,7 +4,7 @@
 //! inert, whatever the host page's stacking contexts and transforms.
 
 use crate::i18n::{fill, Strings, Text};
-use agent_assist_web::dom::{append, attr, el, text_el, Listener};
+use agent_assist_web::dom::{append, attr, button, el, text_el, Listener};
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use web_sys::{Document, Element, HtmlElement, ShadowRoot};
@@ -38,8 +38,7 @@ impl Indicator {
             &fill(strings.get(Text::Sharing), agent),
         );
         append(&root, &label);
-        let end = text_el(doc, "button", "button end", strings.get(Text::End));
-        attr(&end, "type", "button");
+        let end = button(doc, "button end", strings.get(Text::End));
         append(&root, &end);
         let _ = shadow.append_child(&root);
         let _ = root.show_popover();

@@ -36,22 +36,7 @@ pub fn run() -> Result {
 
 /// The visitor's SDK: `pkg/` and `pkg/dist/`.
 fn sdk() -> Result {
-    let wasm = step("building the SDK (Rust -> wasm, release)", || {
-        exec(cargo().args([
-            "build",
-            "--quiet",
-            "--release",
-            "--lib",
-            "-p",
-            "agent-assist",
-            "--target",
-            WASM_TARGET,
-        ]))?;
-        Ok(root()
-            .join("target")
-            .join(WASM_TARGET)
-            .join("release/agent_assist.wasm"))
-    })?;
+    let wasm = wasm_release("the SDK", "agent-assist")?;
     step(
         "generating pkg/ (npm package) and pkg/dist/ (script tag)",
         || {
@@ -92,28 +77,32 @@ fn sdk() -> Result {
 /// `--target web` glue, an ES module the page imports) and its `.wasm`.
 /// Runs after [`sdk`], which starts `pkg/` afresh.
 fn console() -> Result {
-    let wasm = step("building the agent console (Rust -> wasm, release)", || {
-        exec(cargo().args([
-            "build",
-            "--quiet",
-            "--release",
-            "--lib",
-            "-p",
-            "agent-assist-console",
-            "--target",
-            WASM_TARGET,
-        ]))?;
-        Ok(root()
-            .join("target")
-            .join(WASM_TARGET)
-            .join("release/agent_assist_console.wasm"))
-    })?;
+    let wasm = wasm_release("the agent console", "agent-assist-console")?;
     step("generating pkg/dist/console/ (agent console)", || {
         let out = dist_dir().join("console");
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
         bindgen(&wasm, &out, "web", "agent_console", false)?;
         optimize(&out.join("agent_console_bg.wasm"))
+    })
+}
+
+/// Builds `package`'s library for wasm in release and returns the `.wasm`
+/// that cargo wrote (the crate name with underscores).
+fn wasm_release(what: &str, package: &str) -> Result<PathBuf> {
+    step(&format!("building {what} (Rust -> wasm, release)"), || {
+        exec(cargo().args([
+            "build",
+            "--quiet",
+            "--release",
+            "--lib",
+            "-p",
+            package,
+            "--target",
+            WASM_TARGET,
+        ]))?;
+        let file = format!("release/{}.wasm", package.replace('-', "_"));
+        Ok(root().join("target").join(WASM_TARGET).join(file))
     })
 }
 

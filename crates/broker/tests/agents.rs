@@ -8,14 +8,10 @@ use std::time::Duration;
 
 use agent_assist_broker::clock::Clock;
 use agent_assist_protocol::{AgentInfo, AgentMe, ApiError, ErrorCode, SessionState};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use common::{assert_refused, Broker, DEMO_ORIGIN, DEMO_SECRET, EVIL_ORIGIN};
-use hmac::{Hmac, Mac};
+use common::{assert_refused, forge, Broker, DEMO_ORIGIN, DEMO_SECRET, EVIL_ORIGIN};
 use reqwest::header::{ORIGIN, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
-use serde_json::{json, Value};
-use sha2::Sha256;
+use serde_json::json;
 
 async fn me(broker: &Broker, credential: &str) -> Response {
     broker
@@ -25,19 +21,6 @@ async fn me(broker: &Broker, credential: &str) -> Response {
         .send()
         .await
         .unwrap()
-}
-
-/// A token with any header and claims, signed with `secret`.
-fn forge(header: &Value, claims: &Value, secret: &[u8]) -> String {
-    let signed = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap();
-    mac.update(signed.as_bytes());
-    let sig = mac.finalize().into_bytes();
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
 #[tokio::test]

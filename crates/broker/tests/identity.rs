@@ -18,12 +18,10 @@ use agent_assist_protocol::{
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{assert_refused, Broker, DEMO_SECRET, LOGIN_SECRET};
-use hmac::{Hmac, Mac};
+use common::{assert_refused, forge, Broker, DEMO_SECRET, LOGIN_SECRET};
 use reqwest::header::{ACCESS_CONTROL_ALLOW_ORIGIN, ORIGIN};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 /// The anonymous id a widget made on its first click.
 const VISITOR: &str = "0123456789abcdef0123456789abcdef";
@@ -76,19 +74,6 @@ fn identity_body(site: &str, token: String, visitor_id: Option<&str>) -> Value {
         body["visitor_id"] = json!(id);
     }
     body
-}
-
-/// A token with any header and claims, signed with `secret`.
-fn forge(header: &Value, claims: &Value, secret: &[u8]) -> String {
-    let signed = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap();
-    mac.update(signed.as_bytes());
-    let sig = mac.finalize().into_bytes();
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
 async fn get_visitor(broker: &Broker, session_id: &str, credential: &str) -> Response {

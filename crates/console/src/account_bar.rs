@@ -2,7 +2,7 @@
 //! site, and Sign out.
 
 use crate::text::say;
-use agent_assist_web::dom::{append, attr, el, text_el, Listener};
+use agent_assist_web::dom::{append, button, el, text_el, Listener};
 use std::rc::Rc;
 use web_sys::{Document, Element};
 
@@ -17,8 +17,7 @@ impl AccountBar {
     pub fn new(doc: &Document, who: &str, on_sign_out: Rc<dyn Fn(())>) -> AccountBar {
         let root = el(doc, "div", "account");
         append(&root, &text_el(doc, "p", "who", who));
-        let button = text_el(doc, "button", "button ghost", say::SIGN_OUT);
-        attr(&button, "type", "button");
+        let button = button(doc, "button ghost", say::SIGN_OUT);
         append(&root, &button);
         let listeners = vec![Listener::new(&button, "click", move |_| on_sign_out(()))];
         AccountBar {

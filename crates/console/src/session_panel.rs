@@ -6,7 +6,7 @@
 use crate::text::{self, say};
 use crate::visitor_card::VisitorCard;
 use agent_assist_protocol::{SessionState, SessionStatus, VisitorView};
-use agent_assist_web::dom::{self, append, attr, el, text_el, Listener};
+use agent_assist_web::dom::{self, append, attr, button, el, text_el, Listener};
 use gloo_timers::callback::Interval;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -81,12 +81,10 @@ impl SessionPanel {
 
         let actions = el(doc, "div", "actions");
         let end_button: HtmlButtonElement =
-            text_el(doc, "button", "button danger", say::END_SESSION).unchecked_into();
-        attr(&end_button, "type", "button");
+            button(doc, "button danger", say::END_SESSION).unchecked_into();
         append(&actions, &end_button);
         let new_button: HtmlButtonElement =
-            text_el(doc, "button", "button primary", say::NEW_CODE).unchecked_into();
-        attr(&new_button, "type", "button");
+            button(doc, "button primary", say::NEW_CODE).unchecked_into();
         attr(&new_button, "hidden", "");
         append(&actions, &new_button);
         append(&root, &actions);

@@ -22,6 +22,14 @@ pub fn text_el(doc: &Document, tag: &str, class: &str, text: &str) -> Element {
     e
 }
 
+/// A `<button type="button">` with text: never a form's submit button by
+/// accident, whatever page or form it ends up in.
+pub fn button(doc: &Document, class: &str, label: &str) -> Element {
+    let b = text_el(doc, "button", class, label);
+    attr(&b, "type", "button");
+    b
+}
+
 /// Sets an attribute. Fails only for invalid attribute names; ours are literals.
 pub fn attr(e: &Element, name: &str, value: &str) {
     let _ = e.set_attribute(name, value);

@@ -480,3 +480,22 @@ impl SseStream {
         assert_eq!(self.next().await, None, "the stream should have closed");
     }
 }
+
+/// A token with any header and claims, signed with `secret`: for tests of
+/// tokens the broker must refuse (wrong algorithm, forged, expired…).
+pub fn forge(header: &serde_json::Value, claims: &serde_json::Value, secret: &[u8]) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret).unwrap();
+    mac.update(signed.as_bytes());
+    format!(
+        "{signed}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
