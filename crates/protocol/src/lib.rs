@@ -14,6 +14,7 @@
 //! - [`AuthMode`], [`Identity`], [`VisitorView`], [`Ticket`]: who the visitor
 //!   is (seeds 002, 003) and what the agent sees of them.
 //! - [`ApiError`], [`ErrorCode`]: the body of every non-2xx answer.
+//! - [`mirror`]: the live mirror of the visitor's page (WebSocket frames).
 //!
 //! Both sides use these types and nothing else on the wire. The crate depends
 //! on `serde` only (no `serde_json`), so it adds little to the wasm bundle.
@@ -29,6 +30,8 @@
 //! Event streams: `EventSource` cannot send headers, so a stream is opened
 //! with a short-lived ticket in the URL instead of the token itself. A ticket
 //! only reads one session's events; tokens never appear in URLs or logs.
+
+pub mod mirror;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,0 +1,1 @@
+//! Agent Assist co-browsing (visitor side): work in progress.
