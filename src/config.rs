@@ -12,7 +12,7 @@ use wasm_bindgen::{JsCast, JsValue};
 const MAX_SITE_KEY: usize = 200;
 /// Most notices a modal shows; more would push the code out of view.
 const MAX_NOTICES: u32 = 10;
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 12] = [
     "onConsent",
     "siteKey",
     "broker",
@@ -22,11 +22,17 @@ const FIELDS: [&str; 9] = [
     "strings",
     "auth",
     "visitorStorage",
+    "redact",
+    "unredact",
+    "privateByDefault",
 ];
 /// [`FIELDS`] for messages, written out: splitting or joining at run time
 /// would link a substring searcher and its panic path into the wasm.
 const FIELD_LIST: &str =
-    "onConsent, siteKey, broker, locale, privacyUrl, theme, strings, auth, visitorStorage";
+    "onConsent, siteKey, broker, locale, privacyUrl, theme, strings, auth, visitorStorage, \
+     redact, unredact, privateByDefault";
+/// Most selectors in `redact` or `unredact`.
+const MAX_SELECTORS: u32 = 100;
 
 /// Light or dark appearance; `Auto` follows `prefers-color-scheme`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +59,14 @@ pub struct Config {
     pub auth: AuthMode,
     /// Where the anonymous visitor id is kept.
     pub visitor_storage: Keep,
+    /// Co-browsing: CSS selectors of elements hidden from the agent (with
+    /// everything inside), on top of passwords and `data-agent-assist-redact`.
+    pub redact: Array,
+    /// Co-browsing, with `private_by_default`: the areas the agent may see.
+    pub unredact: Array,
+    /// Co-browsing: hide every text, field and image from the agent except
+    /// in areas marked `data-agent-assist-unredact` or listed in `unredact`.
+    pub private_by_default: bool,
 }
 
 impl Config {
@@ -153,7 +167,19 @@ impl Config {
         )?
         .unwrap_or(Keep::Local);
 
+        let redact = selectors(obj, "redact")?;
+        let unredact = selectors(obj, "unredact")?;
+        let private_by_default = match get(obj, "privateByDefault")? {
+            v if v.is_undefined() || v.is_null() => false,
+            v => v
+                .as_bool()
+                .ok_or_else(|| bad("`privateByDefault` must be true or false"))?,
+        };
+
         Ok(Config {
+            redact,
+            unredact,
+            private_by_default,
             on_consent,
             auth,
             visitor_storage,
@@ -185,6 +211,37 @@ fn string_field(obj: &Object, key: &str) -> Result<Option<String>> {
     v.as_string()
         .map(Some)
         .ok_or_else(|| bad(&["`", key, "` must be a string"].concat()))
+}
+
+/// A list of CSS selectors, each checked against the page's own parser so a
+/// typo is reported now rather than leaving a field visible to agents.
+fn selectors(obj: &Object, key: &str) -> Result<Array> {
+    let v = get(obj, key)?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(Array::new());
+    }
+    let message = ["`", key, "` must be a list of CSS selectors"].concat();
+    let list = v.dyn_into::<Array>().map_err(|_| bad(&message))?;
+    if list.length() > MAX_SELECTORS {
+        return Err(bad(&["`", key, "` has more than 100 selectors"].concat()));
+    }
+    let doc = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or(Error::NoDocument)?;
+    for item in list.iter() {
+        let selector = item.as_string().ok_or_else(|| bad(&message))?;
+        if !agent_assist_web::dom::is_selector(&doc, &selector) {
+            return Err(bad(&[
+                "`",
+                key,
+                "`: `",
+                &selector,
+                "` is not a valid CSS selector",
+            ]
+            .concat()));
+        }
+    }
+    Ok(list)
 }
 
 /// A field that takes one of a few strings; `None` when not given.

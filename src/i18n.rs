@@ -42,6 +42,7 @@ pub enum Text {
     EmailRequired,
     EmailInvalid,
     ErrorIdentity,
+    NotShared,
 }
 
 /// Config keys, in the order of [`Text`].
@@ -80,9 +81,10 @@ pub const KEYS: [&str; COUNT] = [
     "emailRequired",
     "emailInvalid",
     "errorIdentity",
+    "notShared",
 ];
 
-const COUNT: usize = 34;
+const COUNT: usize = 35;
 
 /// The key of the list of notices shown above the code.
 pub const NOTICES_KEY: &str = "notices";
@@ -108,7 +110,7 @@ const EN: [&str; COUNT] = [
     "Allow",
     "Deny",
     "We couldn't send your answer. Please try again.",
-    "Sharing this page with {agent}",
+    "Your screen is being shared with {agent}",
     "Stop sharing",
     "{agent} ended the session.",
     "You stopped sharing.",
@@ -122,6 +124,7 @@ const EN: [&str; COUNT] = [
     "Enter your email address.",
     "Enter an email address like name@example.com.",
     "We couldn't confirm who you are. Please reload the page and try again.",
+    "This page is not shared with {agent}",
 ];
 
 const EN_NOTICES: [&str; 5] = [
@@ -153,7 +156,7 @@ const FR: [&str; COUNT] = [
     "Autoriser",
     "Refuser",
     "Impossible d'envoyer votre réponse. Veuillez réessayer.",
-    "Partage de cette page avec {agent}",
+    "Votre écran est partagé avec {agent}",
     "Arrêter le partage",
     "{agent} a mis fin à la session.",
     "Vous avez arrêté le partage.",
@@ -167,6 +170,7 @@ const FR: [&str; COUNT] = [
     "Saisissez votre adresse e-mail.",
     "Saisissez une adresse e-mail de la forme nom@exemple.com.",
     "Nous n'avons pas pu confirmer votre identité. Rechargez la page et réessayez.",
+    "Cette page n'est pas partagée avec {agent}",
 ];
 
 const FR_NOTICES: [&str; 5] = [

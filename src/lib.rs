@@ -62,12 +62,19 @@ impl AgentAssist {
     /// Checks `config` and creates a widget. Nothing is shown until
     /// `mountFooterLink()` or `open()`, and nothing is sent until a code is
     /// asked for.
-    pub fn init(config: JsValue) -> Result<AgentAssist, JsValue> {
+    ///
+    /// `cobrowse` is how the co-browsing module is loaded once a visitor
+    /// allows a session: a function returning a promise of the module. The
+    /// script-tag loader and the npm entry point pass it; sites do not.
+    pub fn init(
+        config: JsValue,
+        cobrowse: Option<js_sys::Function>,
+    ) -> Result<AgentAssist, JsValue> {
         let window = web_sys::window().ok_or(Error::NoDocument)?;
         let page_url = window.location().href().map_err(Error::from)?;
         let language = window.navigator().language().unwrap_or_default();
         let config = config::Config::from_js(&config, &page_url, &language)?;
-        let widget = widget::Widget::new(config)?;
+        let widget = widget::Widget::new(config, cobrowse)?;
         // Picks up a session this tab was already following (a reload, or
         // the visitor moved to another page); does nothing otherwise.
         widget.resume();

@@ -91,7 +91,7 @@ fn storage_len() -> u32 {
 fn mounting_adds_only_the_link_and_touches_no_network_or_storage() {
     let before = (broker_requests(), storage_len());
     let parent = container();
-    let aa = AgentAssist::init(config(&[("siteKey", "t"), ("broker", NOWHERE)])).unwrap();
+    let aa = AgentAssist::init(config(&[("siteKey", "t"), ("broker", NOWHERE)]), None).unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
 
     let root = shadow(&parent);
@@ -111,11 +111,14 @@ fn mounting_adds_only_the_link_and_touches_no_network_or_storage() {
 #[wasm_bindgen_test]
 async fn the_modal_has_its_structure_and_aria_and_an_unreachable_broker_offers_try_again() {
     let parent = container();
-    let aa = AgentAssist::init(config(&[
-        ("siteKey", "t"),
-        ("broker", NOWHERE),
-        ("privacyUrl", "/privacy"),
-    ]))
+    let aa = AgentAssist::init(
+        config(&[
+            ("siteKey", "t"),
+            ("broker", NOWHERE),
+            ("privacyUrl", "/privacy"),
+        ]),
+        None,
+    )
     .unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     aa.open().unwrap();
@@ -279,7 +282,7 @@ fn french_wording_and_overrides() {
     Reflect::set(&overrides, &"cancel".into(), &"Plus tard".into()).unwrap();
     let cfg = config(&[("siteKey", "t"), ("broker", NOWHERE), ("locale", "fr-CA")]);
     Reflect::set(&cfg, &"strings".into(), &overrides).unwrap();
-    let aa = AgentAssist::init(cfg).unwrap();
+    let aa = AgentAssist::init(cfg, None).unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     aa.open().unwrap();
     let root = shadow(&parent);
@@ -303,7 +306,7 @@ fn french_wording_and_overrides() {
 #[wasm_bindgen_test]
 fn destroy_removes_every_node() {
     let parent = container();
-    let aa = AgentAssist::init(config(&[("siteKey", "t"), ("broker", NOWHERE)])).unwrap();
+    let aa = AgentAssist::init(config(&[("siteKey", "t"), ("broker", NOWHERE)]), None).unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     aa.open().unwrap();
     aa.destroy();
@@ -320,8 +323,40 @@ fn destroy_removes_every_node() {
 
 #[wasm_bindgen_test]
 fn config_errors_name_the_field() {
-    let cases: [(JsValue, &str); 5] = [
+    let with = |key: &str, value: JsValue| {
+        let cfg = config(&[("siteKey", "t")]);
+        Reflect::set(&cfg, &key.into(), &value).unwrap();
+        cfg
+    };
+    let list = |items: &[&str]| -> JsValue {
+        items
+            .iter()
+            .map(|s| JsValue::from_str(s))
+            .collect::<js_sys::Array>()
+            .into()
+    };
+    let cases: [(JsValue, &str); 10] = [
         (config(&[]), "`siteKey` is required"),
+        (
+            with("redact", "#card".into()),
+            "`redact` must be a list of CSS selectors",
+        ),
+        (
+            with("redact", list(&["#card", "!card"])),
+            "`redact`: `!card` is not a valid CSS selector",
+        ),
+        (
+            with("redact", list(&["[data-x=\"open"])),
+            "`redact`: `[data-x=\"open` is not a valid CSS selector",
+        ),
+        (
+            with("unredact", list(&["main >"])),
+            "`unredact`: `main >` is not a valid CSS selector",
+        ),
+        (
+            with("privateByDefault", "yes".into()),
+            "`privateByDefault` must be true or false",
+        ),
         (
             config(&[("siteKey", "t"), ("colour", "red")]),
             "unknown field `colour`",
@@ -337,7 +372,7 @@ fn config_errors_name_the_field() {
         (JsValue::from(3), "expected an object"),
     ];
     for (cfg, want) in cases {
-        let err = AgentAssist::init(cfg).err().expect("rejected");
+        let err = AgentAssist::init(cfg, None).err().expect("rejected");
         let message = Reflect::get(&err, &"message".into())
             .unwrap()
             .as_string()
@@ -445,7 +480,7 @@ fn the_indicator_is_a_status_in_the_top_layer_with_stop_sharing() {
     );
     assert_eq!(
         text(&q(&root, ".indicator-label")),
-        "Partage de cette page avec Dana"
+        "Votre écran est partagé avec Dana"
     );
     let stop = q(&root, ".indicator button");
     assert_eq!(text(&stop), "Arrêter le partage");
@@ -577,7 +612,7 @@ async fn the_visitor_id_is_made_at_the_first_request_not_before_and_kept_in_loca
     let site = "visitor-local";
     let before = storage_len();
     let parent = container();
-    let aa = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)])).unwrap();
+    let aa = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)]), None).unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     assert_eq!(storage_len(), before, "a mount writes nothing");
     assert_eq!(stored_id(site), (None, None), "no id before the click");
@@ -597,7 +632,7 @@ async fn the_visitor_id_is_made_at_the_first_request_not_before_and_kept_in_loca
     }
 
     // Another widget of the site, on the same page (or a later visit).
-    let other = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)])).unwrap();
+    let other = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)]), None).unwrap();
     other.open().unwrap();
     let body = nth_code_request(site, 1).await;
     assert_eq!(field(&body, "visitor_id"), Some(id), "the same visitor");
@@ -609,11 +644,14 @@ async fn the_visitor_id_is_made_at_the_first_request_not_before_and_kept_in_loca
 async fn session_and_memory_storage_keep_the_id_where_the_site_chose() {
     record_code_requests();
     let site = "visitor-session";
-    let aa = AgentAssist::init(config(&[
-        ("siteKey", site),
-        ("broker", NOWHERE),
-        ("visitorStorage", "session"),
-    ]))
+    let aa = AgentAssist::init(
+        config(&[
+            ("siteKey", site),
+            ("broker", NOWHERE),
+            ("visitorStorage", "session"),
+        ]),
+        None,
+    )
     .unwrap();
     aa.open().unwrap();
     let (local, session) = stored_id(site);
@@ -622,11 +660,14 @@ async fn session_and_memory_storage_keep_the_id_where_the_site_chose() {
     aa.destroy();
 
     let site = "visitor-memory";
-    let aa = AgentAssist::init(config(&[
-        ("siteKey", site),
-        ("broker", NOWHERE),
-        ("visitorStorage", "memory"),
-    ]))
+    let aa = AgentAssist::init(
+        config(&[
+            ("siteKey", site),
+            ("broker", NOWHERE),
+            ("visitorStorage", "memory"),
+        ]),
+        None,
+    )
     .unwrap();
     aa.open().unwrap();
     assert_eq!(stored_id(site), (None, None), "memory is never persisted");
@@ -678,7 +719,8 @@ async fn blocked_storage_falls_back_to_memory_without_errors() {
             matches!(blocked, Err(_) | Ok(None)),
             "{site}: storage is blocked"
         );
-        let aa = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)])).unwrap();
+        let aa =
+            AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)]), None).unwrap();
         let opened = aa.open();
         let closed = aa.close();
         let opened_again = aa.open();
@@ -701,7 +743,7 @@ async fn reset_forgets_the_visitor_id_and_the_next_request_makes_a_new_one() {
     record_code_requests();
     let site = "visitor-reset";
     let parent = container();
-    let aa = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)])).unwrap();
+    let aa = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)]), None).unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     aa.open().unwrap();
     let first = stored_id(site).0.expect("an id");
@@ -729,11 +771,10 @@ async fn code_mode_hides_the_link_until_identify_and_sends_the_identity() {
     record_code_requests();
     let site = "code-site";
     let parent = container();
-    let aa = AgentAssist::init(config(&[
-        ("siteKey", site),
-        ("broker", NOWHERE),
-        ("auth", "code"),
-    ]))
+    let aa = AgentAssist::init(
+        config(&[("siteKey", site), ("broker", NOWHERE), ("auth", "code")]),
+        None,
+    )
     .unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     let root = shadow(&parent);
@@ -796,11 +837,14 @@ async fn code_mode_hides_the_link_until_identify_and_sends_the_identity() {
 #[wasm_bindgen_test]
 fn identify_rejects_a_bad_object_naming_the_field() {
     let parent = container();
-    let aa = AgentAssist::init(config(&[
-        ("siteKey", "identify-checks"),
-        ("broker", NOWHERE),
-        ("auth", "code"),
-    ]))
+    let aa = AgentAssist::init(
+        config(&[
+            ("siteKey", "identify-checks"),
+            ("broker", NOWHERE),
+            ("auth", "code"),
+        ]),
+        None,
+    )
     .unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     let long_name = [
@@ -866,11 +910,10 @@ async fn the_form_asks_name_and_email_with_labels_and_announced_errors_before_an
     record_code_requests();
     let site = "form-site";
     let parent = container();
-    let aa = AgentAssist::init(config(&[
-        ("siteKey", site),
-        ("broker", NOWHERE),
-        ("auth", "form"),
-    ]))
+    let aa = AgentAssist::init(
+        config(&[("siteKey", site), ("broker", NOWHERE), ("auth", "form")]),
+        None,
+    )
     .unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     aa.open().unwrap();
@@ -997,12 +1040,15 @@ async fn optional_form_offers_continue_as_guest_in_french() {
     record_code_requests();
     let site = "optional-form-site";
     let parent = container();
-    let aa = AgentAssist::init(config(&[
-        ("siteKey", site),
-        ("broker", NOWHERE),
-        ("auth", "optional-form"),
-        ("locale", "fr"),
-    ]))
+    let aa = AgentAssist::init(
+        config(&[
+            ("siteKey", site),
+            ("broker", NOWHERE),
+            ("auth", "optional-form"),
+            ("locale", "fr"),
+        ]),
+        None,
+    )
     .unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     aa.open().unwrap();
@@ -1027,10 +1073,10 @@ async fn optional_form_offers_continue_as_guest_in_french() {
 async fn a_refused_identity_says_so_plainly_and_tells_the_site() {
     record_code_requests();
     let parent = container();
-    let aa = AgentAssist::init(config(&[
-        ("siteKey", "refuse-identity"),
-        ("broker", NOWHERE),
-    ]))
+    let aa = AgentAssist::init(
+        config(&[("siteKey", "refuse-identity"), ("broker", NOWHERE)]),
+        None,
+    )
     .unwrap();
     let seen = Rc::new(RefCell::new(Vec::new()));
     let log = seen.clone();
@@ -1075,11 +1121,10 @@ async fn a_refused_identity_says_so_plainly_and_tells_the_site() {
 async fn a_custom_ui_passes_its_own_form_data_checked_like_identify() {
     record_code_requests();
     let site = "custom-form-site";
-    let aa = AgentAssist::init(config(&[
-        ("siteKey", site),
-        ("broker", NOWHERE),
-        ("auth", "form"),
-    ]))
+    let aa = AgentAssist::init(
+        config(&[("siteKey", site), ("broker", NOWHERE), ("auth", "form")]),
+        None,
+    )
     .unwrap();
     let bad = aa.create_session_code(js(r#"{ "name": "Jo", "email": "jo@example" }"#));
     let err = wasm_bindgen_futures::JsFuture::from(bad).await.unwrap_err();

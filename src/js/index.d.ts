@@ -23,7 +23,10 @@ export interface AgentAssistStrings {
   allow?: string;
   deny?: string;
   consentError?: string;
+  /** The session indicator while the agent sees the page. */
   sharing?: string;
+  /** The session indicator on a page the site does not share with agents. */
+  notShared?: string;
   end?: string;
   endedByAgent?: string;
   endedByYou?: string;
@@ -108,6 +111,21 @@ export interface AgentAssistConfig {
   strings?: AgentAssistStrings;
   /** The site's own consent UI instead of ours: resolve `true` to allow. A throw or rejection denies. */
   onConsent?: (request: ConsentRequest) => boolean | Promise<boolean>;
+  /**
+   * Co-browsing: CSS selectors of elements the agent must not see (with
+   * everything inside). Password fields, card fields and elements marked
+   * `data-agent-assist-redact` are always hidden. The agent sees a blank
+   * box of the same size instead.
+   */
+  redact?: string[];
+  /** Co-browsing with `privateByDefault`: the areas the agent may see. */
+  unredact?: string[];
+  /**
+   * Co-browsing: hide every text, form field and image from the agent
+   * except inside elements marked `data-agent-assist-unredact` or matched
+   * by `unredact`. Default `false`.
+   */
+  privateByDefault?: boolean;
 }
 
 export type SessionState = "pending" | "authorizing" | "active" | "ended";

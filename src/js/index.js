@@ -26,11 +26,28 @@ function load() {
   return loading;
 }
 
+let cobrowse = null;
+
+// The co-browsing module: imported only once a visitor allows a session
+// (bundlers make it a separate chunk), so page load never pays for it.
+function loadCobrowse() {
+  if (!cobrowse) {
+    cobrowse = import("./cobrowse/agent_assist_cobrowse.js").then(async (m) => {
+      await m.default();
+      return m;
+    });
+    cobrowse.catch(() => {
+      cobrowse = null;
+    });
+  }
+  return cobrowse;
+}
+
 export const AgentAssist = {
   /** Checks the config and creates a widget (see index.d.ts). */
   async init(config) {
     await load();
-    return Widget.init(config);
+    return Widget.init(config, loadCobrowse);
   },
 };
 

@@ -8,7 +8,10 @@
 // this script's origin), data-locale, data-privacy-url, data-theme,
 // data-auth ("visitor", "code", "form" or "optional-form"),
 // data-visitor-storage ("local", "session" or "memory"),
-// data-link-label, data-mount (CSS selector, or "none" for no footer link).
+// data-link-label, data-mount (CSS selector, or "none" for no footer link),
+// data-redact / data-unredact (a CSS selector list: what agents never see /
+// may see), data-private-by-default ("true": agents see only what
+// data-unredact or data-agent-assist-unredact allows).
 //
 // The page gets `window.AgentAssist`: `init(config)` resolves to a new
 // widget; `ready` resolves to the auto-mounted widget (or null). A site with
@@ -26,8 +29,22 @@ function load() {
   return loaded.then(function () { return wasm_bindgen.AgentAssist; });
 }
 
+// The co-browsing module (pkg/dist/cobrowse/), fetched only once a visitor
+// allows a session, so it never weighs on page load.
+var cobrowse = null;
+
+function loadCobrowse() {
+  if (!cobrowse) {
+    cobrowse = import(new URL("cobrowse/agent_assist_cobrowse.js", base).href).then(function (m) {
+      return m.default().then(function () { return m; });
+    });
+    cobrowse.catch(function () { cobrowse = null; });
+  }
+  return cobrowse;
+}
+
 function init(config) {
-  return load().then(function (AgentAssist) { return AgentAssist.init(config); });
+  return load().then(function (AgentAssist) { return AgentAssist.init(config, loadCobrowse); });
 }
 
 function autoMount() {
@@ -39,6 +56,9 @@ function autoMount() {
   if (data.auth) config.auth = data.auth;
   if (data.visitorStorage) config.visitorStorage = data.visitorStorage;
   if (data.linkLabel) config.strings = { link: data.linkLabel };
+  if (data.redact) config.redact = [data.redact];
+  if (data.unredact) config.unredact = [data.unredact];
+  if (data.privateByDefault) config.privateByDefault = data.privateByDefault === "true";
   return init(config).then(function (widget) {
     if (data.mount !== "none") widget.mountFooterLink(data.mount || undefined);
     return widget;

@@ -58,6 +58,11 @@ impl Indicator {
         self.end.remove();
     }
 
+    /// Says what the agent sees right now (the page, or that it is not shared).
+    pub fn set_text(&self, text: &str) {
+        self.label.set_text_content(Some(text));
+    }
+
     pub fn set_busy(&self, busy: bool) {
         let _ = self.end.toggle_attribute_with_force("disabled", busy);
     }

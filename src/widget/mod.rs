@@ -11,6 +11,7 @@
 //! widget lives as long as the page does even if the page drops its handle;
 //! `destroy()` drops the UI and so breaks that cycle.
 
+mod mirror;
 mod saved;
 mod session;
 
@@ -77,6 +78,10 @@ struct Inner {
     /// `createSessionCode`); `None` before that, or as a guest. A new code
     /// after an error or expiry goes with the same data without asking again.
     typed: Option<VisitorInfo>,
+    /// Imports the co-browsing module (given by the loader or npm entry).
+    cobrowse: Option<Function>,
+    /// The mirror of the page while a session is active.
+    sharing: Option<mirror::Sharing>,
 }
 
 enum CodeState {
@@ -108,7 +113,7 @@ impl Live {
 }
 
 impl Widget {
-    pub fn new(config: Config) -> Result<Widget> {
+    pub fn new(config: Config, cobrowse: Option<Function>) -> Result<Widget> {
         let doc = web_sys::window()
             .and_then(|w| w.document())
             .ok_or(Error::NoDocument)?;
@@ -137,6 +142,8 @@ impl Widget {
             visitor_id,
             identity: None,
             typed: None,
+            cobrowse,
+            sharing: None,
         }))))
     }
 
@@ -549,6 +556,7 @@ impl Widget {
             // Dropped after the borrow ends: their Drop impls remove nodes
             // and listeners, and the listeners hold clones of this widget.
             let ui = (
+                inner.sharing.take(),
                 inner.consent.take(),
                 inner.indicator.take(),
                 inner.modal.take(),

@@ -73,6 +73,7 @@ impl Inner {
         self.stream = None;
         self.retry_stream = None;
         self.consent = None;
+        self.sharing = None;
         if let Some(indicator) = self.indicator.as_ref() {
             let strings = &self.config.strings;
             let text = match reason {
@@ -231,6 +232,7 @@ impl Widget {
                             inner.indicator = Some(indicator);
                         }
                     }
+                    self.share(&mut inner);
                     out.push(inner.emission("session.updated", updated()));
                 }
                 SessionState::Ended => {

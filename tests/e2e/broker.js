@@ -3,7 +3,7 @@
 // fixtures and by the bench.
 import { spawn, execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { mkdtempSync, writeFileSync, rmSync, existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -34,6 +34,7 @@ key = "demo"
 name = "Lumen Home"
 allowed_origins = ${origins}
 secret = "${TEST_SITE_SECRET}"
+share_pages = ["/*", "!/account.html"]
 
 [[site]]
 key = "short"
@@ -87,6 +88,15 @@ export class Broker {
     return path.join(this.dir, "sites.toml");
   }
 
+  get capturePath() {
+    return path.join(this.dir, "mirror-capture.bin");
+  }
+
+  /** Everything the broker received on mirror sockets so far (a Buffer). */
+  captured() {
+    return existsSync(this.capturePath) ? readFileSync(this.capturePath) : Buffer.alloc(0);
+  }
+
   get dbPath() {
     return path.join(this.dir, "broker.sqlite3");
   }
@@ -103,6 +113,8 @@ export class Broker {
       "--examples", path.join(ROOT, "examples"),
       // The demo shop's fake login (a test broker, like the demo's).
       "--demo-login",
+      // Every byte received on mirror sockets, for the privacy tests.
+      "--mirror-capture", this.capturePath,
     ];
     const proc = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...this.env } });
     this.proc = proc;

@@ -68,7 +68,9 @@ export function agentConsole(page) {
     signIn: page.getByRole("button", { name: "Sign in" }),
     signOut: page.getByRole("button", { name: "Sign out" }),
     alert: page.getByRole("alert"),
-    status: page.getByRole("status"),
+    // The session's state (the mirror of the visitor's screen has its own).
+    status: page.locator("[role=status]:not(.mirror-status)"),
+    mirrorStatus: page.locator(".mirror-status"),
     group,
     digits: group.getByRole("textbox"),
     digit: (n) => group.getByRole("textbox", { name: `Digit ${n} of 6`, exact: true }),

@@ -51,6 +51,16 @@
     });
   });
 
+  // The basket: a count in the header (on the pages that have one).
+  var basket = document.getElementById("basket");
+  var count = 0;
+  document.querySelectorAll(".product .add").forEach(function (button) {
+    button.addEventListener("click", function () {
+      count += 1;
+      basket.textContent = "Basket (" + count + ")";
+    });
+  });
+
   // Still signed in from an earlier page: a fresh signed identity each load.
   var remembered = localStorage.getItem(KEY);
   if (remembered) {

@@ -2,9 +2,12 @@
 //! - `pkg/`: the npm package (ESM glue, wasm, `index.js` wrapper, types);
 //! - `pkg/dist/`: the script-tag bundle (`agent-assist.js` + its `.wasm`);
 //!
-//! and, from a separate wasm module so the visitor's bundle does not grow,
-//! the agent console: `pkg/dist/console/` (ES module glue + `.wasm`), which
-//! the broker serves at `/sdk/console/` for `www/agent.html`.
+//! and, from separate wasm modules so the page-load bundle does not grow:
+//! - the co-browsing module, which the widget imports only once a visitor
+//!   allows a session: `pkg/cobrowse/` (npm) and `pkg/dist/cobrowse/`
+//!   (script tag), ES module glue + `.wasm`;
+//! - the agent console: `pkg/dist/console/` (ES module glue + `.wasm`), which
+//!   the broker serves at `/sdk/console/` for `www/agent.html`.
 
 use crate::tools::{esbuild, wasm_opt, WASM_TARGET};
 use crate::{cargo, exec, root, step, Result};
@@ -31,6 +34,7 @@ pub fn dist_dir() -> PathBuf {
 
 pub fn run() -> Result {
     sdk()?;
+    cobrowse()?;
     console()
 }
 
@@ -69,6 +73,30 @@ fn sdk() -> Result {
             let bundle_path = dist.join("agent-assist.js");
             write(&bundle_path, &bundle)?;
             minify(&bundle_path)
+        },
+    )
+}
+
+/// The co-browsing module, in `pkg/cobrowse/` and `pkg/dist/cobrowse/` (the
+/// same files: the widget imports `cobrowse/agent_assist_cobrowse.js` next to
+/// itself). Runs after [`sdk`], which starts `pkg/` afresh.
+fn cobrowse() -> Result {
+    let wasm = wasm_release("the co-browsing module", "agent-assist-cobrowse")?;
+    step(
+        "generating pkg/cobrowse/ and pkg/dist/cobrowse/ (co-browsing)",
+        || {
+            let npm = pkg_dir().join("cobrowse");
+            let dist = dist_dir().join("cobrowse");
+            for dir in [&npm, &dist] {
+                let _ = std::fs::remove_dir_all(dir);
+                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            }
+            bindgen(&wasm, &npm, "web", "agent_assist_cobrowse", false)?;
+            optimize(&npm.join("agent_assist_cobrowse_bg.wasm"))?;
+            for file in ["agent_assist_cobrowse.js", "agent_assist_cobrowse_bg.wasm"] {
+                copy(&npm.join(file), &dist.join(file))?;
+            }
+            Ok(())
         },
     )
 }

@@ -145,6 +145,9 @@ code_lifetime_secs = 1200
 # Verifies agent JWTs minted by a CRM. A demo value: real sites keep theirs
 # out of the file with `secret_env = "VARIABLE"`.
 secret = "demo-only-secret-do-not-use-in-production-0001"
+# Pages agents may see while a visitor shares their screen: all but the
+# account page (there the agent sees "not shared", and nothing is sent).
+share_pages = ["/*", "!/account.html"]
 "#
     )
 }

@@ -42,13 +42,15 @@ pub fn run(args: &[String]) -> Result {
             },
         )?;
         step(
-            "clippy -D warnings (SDK and agent console for wasm32)",
+            "clippy -D warnings (SDK, co-browsing module, agent console for wasm32)",
             || {
                 exec(cargo().args([
                     "clippy",
                     "--quiet",
                     "-p",
                     "agent-assist",
+                    "-p",
+                    "agent-assist-cobrowse",
                     "-p",
                     "agent-assist-console",
                     "--all-targets",
@@ -69,7 +71,7 @@ pub fn run(args: &[String]) -> Result {
     }
     if want("wasm") {
         step(
-            "browser tests: wasm-bindgen-test in headless Chromium (SDK, agent console)",
+            "browser tests: wasm-bindgen-test in headless Chromium (SDK, co-browsing, agent console)",
             || {
                 exec(
                     cargo()
@@ -77,6 +79,8 @@ pub fn run(args: &[String]) -> Result {
                             "test",
                             "-p",
                             "agent-assist",
+                            "-p",
+                            "agent-assist-cobrowse",
                             "-p",
                             "agent-assist-console",
                             "--lib",

@@ -57,6 +57,13 @@ pub fn credential(headers: &HeaderMap) -> Result<Credential<'_>> {
     let token = bearer(headers).ok_or_else(|| {
         AppError::invalid_agent_token("missing `Authorization: Bearer <credential>`")
     })?;
+    classify(token)
+}
+
+/// `token` classified by its shape, wherever it came from (a header, the
+/// first frame of a mirror socket); 401 `invalid_token` when it has no
+/// known shape.
+pub fn classify(token: &str) -> Result<Credential<'_>> {
     if token.starts_with(crate::secrets::API_TOKEN_PREFIX) {
         return if is_api_token(token) {
             Ok(Credential::ApiToken(token))

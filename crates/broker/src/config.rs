@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use agent_assist_protocol::mirror::check_page_pattern;
 use agent_assist_protocol::AuthMode;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
@@ -38,6 +39,10 @@ pub const MIN_SECRET_LEN: usize = 32;
 /// Longest failure window a site may configure: one day, the span the broker
 /// keeps failed redemptions for.
 pub const MAX_LIMIT_WINDOW_SECS: u32 = 86_400;
+
+/// The pages a site shares in the live mirror when it does not set
+/// `share_pages`: all of them.
+pub const DEFAULT_SHARE_PAGES: &[&str] = &["/*"];
 
 /// `agent-assist-broker`: the command line.
 #[derive(Debug, Parser)]
@@ -133,6 +138,11 @@ pub struct ServeArgs {
     /// the demo shop's fake login. Off unless given.
     #[arg(long)]
     pub demo_login: bool,
+    /// Append every frame received on mirror sockets to FILE, for privacy
+    /// audits and tests; the file holds page content and credentials, keep
+    /// it safe.
+    #[arg(long, value_name = "FILE")]
+    pub mirror_capture: Option<PathBuf>,
 }
 
 /// A configuration that was read and checked; see [`Config::load`].
@@ -171,6 +181,12 @@ pub struct Site {
     /// Where the site's agents are: anonymous visitors are named after
     /// their first contact (`Web User - MM/DD HH:MM`) in this zone.
     pub time_zone: SiteTimeZone,
+    /// Which of the site's pages the live mirror may show the agent, as
+    /// path patterns (`/*` every page, `/help/*` a section, `!/account/*`
+    /// an exclusion; see [`agent_assist_protocol::mirror::page_shared`]).
+    /// The visitor's browser sends nothing of any other page, and the
+    /// broker forwards such a page as hidden if it does.
+    pub share_pages: Vec<String>,
 }
 
 /// A site's IANA time zone, resolved once at start-up from the time zone
@@ -308,6 +324,7 @@ impl Site {
             redeem_limits: RedeemLimits::default(),
             auth_mode: AuthMode::Visitor,
             time_zone: SiteTimeZone::utc(),
+            share_pages: default_share_pages(),
         }
     }
 
@@ -352,6 +369,7 @@ struct RawSite {
     redeem_limits: Option<RawRedeemLimits>,
     auth_mode: Option<String>,
     time_zone: Option<String>,
+    share_pages: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -571,8 +589,16 @@ impl RawSite {
             redeem_limits,
             auth_mode,
             time_zone,
+            share_pages: self.share_pages.unwrap_or_else(default_share_pages),
         })
     }
+}
+
+fn default_share_pages() -> Vec<String> {
+    DEFAULT_SHARE_PAGES
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect()
 }
 
 impl Site {
@@ -665,6 +691,10 @@ impl Site {
         for (j, origin) in self.allowed_origins.iter_mut().enumerate() {
             *origin = check_origin(origin)
                 .map_err(|msg| (format!("allowed_origins[{j}]"), format!("{origin:?} {msg}")))?;
+        }
+        for (j, pattern) in self.share_pages.iter().enumerate() {
+            check_page_pattern(pattern)
+                .map_err(|msg| (format!("share_pages[{j}]"), format!("{pattern:?} {msg}")))?;
         }
         Ok(self)
     }
@@ -1010,12 +1040,52 @@ mod tests {
     }
 
     #[test]
+    fn shared_pages_default_to_every_page_and_are_checked() {
+        let config = Config::from_toml_with_env(BASE, no_env).unwrap();
+        assert_eq!(config.site("d").unwrap().share_pages, vec!["/*"]);
+        let text = format!("{BASE}share_pages = [\"/help/*\", \"!/help/account\"]\n");
+        let config = Config::from_toml_with_env(&text, no_env).unwrap();
+        assert_eq!(
+            config.site("d").unwrap().share_pages,
+            vec!["/help/*", "!/help/account"]
+        );
+        // Nothing shared is a valid choice: every page shows as hidden.
+        let text = format!("{BASE}share_pages = []\n");
+        let config = Config::from_toml_with_env(&text, no_env).unwrap();
+        assert!(config.site("d").unwrap().share_pages.is_empty());
+        for (bad, says) in [
+            (
+                "[\"/*\", \"help/*\"]",
+                "site[0].share_pages[1]: \"help/*\" must start with",
+            ),
+            (
+                "[\"/a?b\"]",
+                "site[0].share_pages[0]: \"/a?b\" must be a path",
+            ),
+            ("\"/*\"", "share_pages"),
+        ] {
+            let e = Config::from_toml_with_env(&format!("{BASE}share_pages = {bad}\n"), no_env)
+                .unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // A site made in code gets the same check.
+        let mut site = Site::new("d", "x", ["https://x.example"]);
+        site.share_pages = vec!["*".into()];
+        let e = Config::new([site]).unwrap_err();
+        assert!(e.starts_with("site[0].share_pages[0]"), "{e}");
+    }
+
+    #[test]
     fn the_example_file_is_valid() {
         let text = include_str!("../sites.example.toml");
         let config = Config::from_toml_with_env(text, no_env).unwrap();
         let shop = config.site("shop").unwrap();
         assert_eq!(shop.auth_mode, AuthMode::Visitor);
         assert_eq!(shop.time_zone.name(), "UTC");
+        assert_eq!(
+            shop.share_pages,
+            vec!["/*", "!/account", "!/account/*", "!/checkout/*"]
+        );
     }
 
     #[test]

@@ -6,11 +6,15 @@
 //!
 //! - [`config`]: the command line (`serve`, `agents add|list|revoke`) and the
 //!   site file (`[[site]]` with key, name, allowed origins, code lifetime,
-//!   secret, consent timeout, redeem limits, auth mode, time zone), checked
-//!   completely at start-up.
+//!   secret, consent timeout, redeem limits, auth mode, time zone, shared
+//!   pages), checked completely at start-up.
 //! - [`routes`]: the HTTP API, one file per resource (`codes`, `sessions`,
-//!   `events`, `agent`, `visitors`, `demo`, `health`), each with its own
-//!   `router()`.
+//!   `events`, `agent`, `visitors`, `mirror`, `demo`, `health`), each with
+//!   its own `router()`.
+//! - [`mirror`]: the live mirror of the visitor's page, in memory only:
+//!   each active session's latest page and changes, the checks every frame
+//!   passes before an agent sees it, the visitor's rate limits, and
+//!   `serve --mirror-capture`.
 //! - [`identity`]: who the visitor is — each site's auth mode enforced on
 //!   code requests, signed identities checked, the visitor as agents see
 //!   them ("Web User - MM/DD HH:MM" in the site's time zone).
@@ -55,6 +59,7 @@ pub mod identity;
 pub mod jwt;
 pub mod lifecycle;
 pub mod limits;
+pub mod mirror;
 pub mod routes;
 pub mod secrets;
 pub mod state;
@@ -130,9 +135,10 @@ fn static_files(dir: &Path) -> Router {
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish. Open event streams end as soon as `shutdown`
-/// completes (they would otherwise keep the graceful shutdown waiting), and
-/// so do the consent timers. Also runs the periodic sweep.
+/// requests in flight finish. Open event streams and mirror sockets end as
+/// soon as `shutdown` completes (streams would otherwise keep the graceful
+/// shutdown waiting), and so do the consent timers. Also runs the periodic
+/// sweep.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -146,6 +152,13 @@ pub async fn run(
         tracing::warn!(
             "DEMO LOGIN IS ON (--demo-login): POST /demo/login signs identities for made-up \
              users with the site's secret, for anyone who asks. Never use it in production."
+        );
+    }
+    if let Some(capture) = &state.mirror_capture {
+        tracing::warn!(
+            path = %capture.path().display(),
+            "MIRROR CAPTURE IS ON (--mirror-capture): every frame the mirror sockets receive, \
+             page content and credentials included, is appended to this file. Keep it safe."
         );
     }
     let closing = state.clone();

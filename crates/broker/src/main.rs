@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use agent_assist_broker::config::{Cli, Command, Config, ServeArgs};
+use agent_assist_broker::mirror::capture::Capture;
 use agent_assist_broker::{admin, clock::SystemClock, run, shutdown_signal, telemetry, AppState};
 use clap::Parser;
 
@@ -60,6 +61,18 @@ async fn serve(args: ServeArgs) -> ExitCode {
         state = state.with_examples(examples);
     }
     state = state.with_demo_login(args.demo_login);
+    if let Some(path) = args.mirror_capture {
+        match Capture::open(&path) {
+            Ok(capture) => state = state.with_mirror_capture(capture),
+            Err(e) => {
+                eprintln!(
+                    "agent-assist-broker: cannot open the mirror capture file {}: {e}",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(e) => {

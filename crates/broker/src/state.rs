@@ -14,6 +14,8 @@ use crate::clock::Clock;
 use crate::config::{Config, SiteTimeZone};
 use crate::hub::{Hub, LocalHub};
 use crate::identity;
+use crate::mirror::capture::Capture;
+use crate::mirror::Mirrors;
 use crate::secrets::{hash_token, new_stream_ticket, STREAM_TICKET_TTL_SECS};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Change, Session, SessionEvent, SessionUpdate, Store, StoreError};
@@ -39,6 +41,11 @@ pub struct AppState {
     /// Whether `POST /demo/login` signs identities for made-up users
     /// (`serve --demo-login`; never in production).
     pub demo_login: bool,
+    /// The live mirror of each active session (in memory only).
+    pub mirrors: Arc<Mirrors>,
+    /// Where every frame the mirror sockets receive is appended
+    /// (`serve --mirror-capture`), if anywhere.
+    pub mirror_capture: Option<Arc<Capture>>,
 }
 
 impl AppState {
@@ -54,6 +61,8 @@ impl AppState {
             sdk_dir: None,
             examples_dir: None,
             demo_login: false,
+            mirrors: Arc::new(Mirrors::new()),
+            mirror_capture: None,
         }
     }
 
@@ -95,6 +104,14 @@ impl AppState {
     #[must_use]
     pub fn with_demo_login(mut self, enabled: bool) -> Self {
         self.demo_login = enabled;
+        self
+    }
+
+    /// Appends every frame the mirror sockets receive to `capture`
+    /// (privacy audits and tests; see [`crate::mirror::capture`]).
+    #[must_use]
+    pub fn with_mirror_capture(mut self, capture: Capture) -> Self {
+        self.mirror_capture = Some(Arc::new(capture));
         self
     }
 

@@ -3,7 +3,10 @@
 //! Stdout is kept for the one "listening on" line that scripts and tests
 //! read. Log fields name sessions, sites and agents, never codes, device
 //! tokens, agent API tokens, JWTs or stream tickets: a log that leaked them
-//! would let anyone who reads it redeem a code or join a session. Requests
+//! would let anyone who reads it redeem a code or join a session. Nor the
+//! content of live-mirror frames: the visitor's page stays between the
+//! visitor and the agent (`serve --mirror-capture` is the explicit way to
+//! record it). Requests
 //! are logged by method and path only (see `request_span` in `lib.rs`),
 //! since stream tickets travel in the query and credentials in headers.
 

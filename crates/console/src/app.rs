@@ -6,16 +6,21 @@
 //! handler may replace the very component whose listener sent it. Every
 //! change of card starts a new *epoch*; messages and broker answers from an
 //! earlier epoch (a redeem answer arriving after Sign out) are dropped.
+//!
+//! The session the agent follows is kept for the tab too, so a reload of
+//! the console goes straight back to it (its card, its event stream and,
+//! while it is `active`, the visitor's screen) instead of to a new code.
 
 use crate::account_bar::AccountBar;
 use crate::code_entry::CodeEntry;
 use crate::error::{Error, Result};
+use crate::mirror::{self, MirrorView};
 use crate::session_panel::{PanelAction, SessionPanel};
 use crate::sign_in::SignIn;
-use crate::stream::{SessionStream, StreamEvent};
+use crate::stream::{encode, SessionStream, StreamEvent};
 use crate::text::{self, say};
 use agent_assist_protocol::{
-    AgentMe, RedeemRequest, RedeemResponse, SessionState, SessionStatus, VisitorView,
+    AgentMe, RedeemRequest, RedeemResponse, SessionState, SessionStatus, StreamTicket, VisitorView,
 };
 use agent_assist_web::dom::{append, attr, el, text_el};
 use agent_assist_web::http::Http;
@@ -28,6 +33,10 @@ use web_sys::{Document, Element, Storage};
 /// long as the tab and is never shared with another tab or written to disk
 /// for longer than the browser keeps the tab's session.
 pub const TOKEN_KEY: &str = "agent-assist.console.token";
+
+/// The id of the session the agent follows, kept like the credential (and
+/// dropped with it) until the session ends, so a reload returns to it.
+pub const SESSION_KEY: &str = "agent-assist.console.session";
 
 pub enum Msg {
     SignIn(String),
@@ -47,6 +56,15 @@ pub enum Msg {
     Stream(StreamEvent),
     /// The visitor as the broker knows them after the session ended.
     Visitor(Result<VisitorView>),
+    /// The followed session after a reload: `None` if it is over.
+    Resumed(Result<Option<Resumed>>),
+}
+
+/// What the session card needs to show a session again after a reload.
+pub struct Resumed {
+    status: SessionStatus,
+    visitor: VisitorView,
+    ticket: String,
 }
 
 /// The agent, once the broker has confirmed who the credential belongs to.
@@ -137,11 +155,25 @@ impl App {
     }
 
     fn store_token(&self, token: Option<&str>) {
+        self.store(TOKEN_KEY, token);
+    }
+
+    fn stored_session(&self) -> Option<String> {
+        let id = self.storage.as_ref()?.get_item(SESSION_KEY).ok()??;
+        (!id.is_empty()).then_some(id)
+    }
+
+    fn store_session(&self, id: Option<&str>) {
+        self.store(SESSION_KEY, id);
+    }
+
+    fn store(&self, key: &str, value: Option<&str>) {
         if let Some(storage) = &self.storage {
-            // A full or blocked storage only costs a sign-in after a reload.
-            let _ = match token {
-                Some(token) => storage.set_item(TOKEN_KEY, token),
-                None => storage.remove_item(TOKEN_KEY),
+            // A full or blocked storage only costs a sign-in (or the way
+            // back to the session) after a reload.
+            let _ = match value {
+                Some(value) => storage.set_item(key, value),
+                None => storage.remove_item(key),
             };
         }
     }
@@ -226,7 +258,10 @@ impl App {
                     let bar = AccountBar::new(&self.doc, &text, sign_out);
                     append(&self.bar_slot, bar.element());
                     *self.bar.borrow_mut() = Some(bar);
-                    self.show_code_entry();
+                    match self.stored_session() {
+                        Some(id) => self.resume(id),
+                        None => self.show_code_entry(),
+                    }
                 }
                 Err(Error::InvalidToken) if restored => {
                     self.store_token(None);
@@ -257,7 +292,11 @@ impl App {
                 );
             }
             Msg::Redeemed { code, answer } => match answer {
-                Ok(redeemed) => self.show_session(redeemed),
+                Ok(RedeemResponse {
+                    session,
+                    visitor,
+                    stream_ticket,
+                }) => self.show_session(session, visitor, &stream_ticket),
                 Err(Error::InvalidToken) => self.credential_refused(),
                 Err(e) => {
                     if let Card::Code(entry) = &*self.card.borrow() {
@@ -279,7 +318,7 @@ impl App {
                     _ => return,
                 };
                 let http = self.http.clone();
-                let path = ["/v1/sessions/", &crate::stream::encode(&id), "/end"].concat();
+                let path = ["/v1/sessions/", &encode(&id), "/end"].concat();
                 self.call(
                     async move {
                         http.call::<(), SessionStatus>("POST", &path, Some(&token), None)
@@ -291,14 +330,12 @@ impl App {
             }
             Msg::Ended(answer) => {
                 let card = self.card.borrow();
-                let Card::Session { panel, stream, .. } = &*card else {
+                let Card::Session { id, panel, stream } = &*card else {
                     return;
                 };
                 match answer {
                     Ok(status) => {
-                        if panel.update(&status) {
-                            self.refresh_visitor(&status.session_id);
-                        }
+                        self.follow(id, panel, &status);
                         if status.state == SessionState::Ended {
                             stream.close();
                         }
@@ -316,7 +353,10 @@ impl App {
                     Err(e) => panel.show_error(&e.sentence()),
                 }
             }
-            Msg::Panel(PanelAction::NewCode) => self.show_code_entry(),
+            Msg::Panel(PanelAction::NewCode) => {
+                self.store_session(None);
+                self.show_code_entry();
+            }
             Msg::Visitor(answer) => {
                 if let (Card::Session { panel, .. }, Ok(visitor)) = (&*self.card.borrow(), answer) {
                     panel.show_visitor(&visitor);
@@ -327,15 +367,11 @@ impl App {
             }
             Msg::Stream(event) => {
                 let card = self.card.borrow();
-                let Card::Session { panel, .. } = &*card else {
+                let Card::Session { id, panel, .. } = &*card else {
                     return;
                 };
                 match event {
-                    StreamEvent::Status(status) => {
-                        if panel.update(&status) {
-                            self.refresh_visitor(&status.session_id);
-                        }
-                    }
+                    StreamEvent::Status(status) => self.follow(id, panel, &status),
                     StreamEvent::Live(live) => panel.set_live(live),
                     StreamEvent::CredentialRefused => {
                         drop(card);
@@ -343,7 +379,80 @@ impl App {
                     }
                 }
             }
+            Msg::Resumed(answer) => match answer {
+                Ok(Some(resumed)) => {
+                    self.show_session(resumed.status, resumed.visitor, &resumed.ticket)
+                }
+                Err(Error::InvalidToken) => self.credential_refused(),
+                // Not answered: the next reload may still get back to it.
+                Err(Error::Network) => self.show_code_entry(),
+                // Over, or not this agent's (any more).
+                Ok(None) | Err(_) => {
+                    self.store_session(None);
+                    self.show_code_entry();
+                }
+            },
         }
+    }
+
+    /// Shows a new status of the followed session `id`: the panel, the
+    /// history once it ends, and the visitor's screen while it is active.
+    fn follow(&self, id: &str, panel: &SessionPanel, status: &SessionStatus) {
+        if status.session_id != id {
+            return;
+        }
+        if panel.update(status) {
+            self.store_session(None);
+            self.refresh_visitor(id);
+        }
+        // The panel's state, not this status: a late, older status does not
+        // bring the screen back.
+        let active = panel.state() == Some(SessionState::Active);
+        if active == panel.has_mirror() {
+            return;
+        }
+        match self.token() {
+            Some(token) if active => {
+                let mirror = MirrorView::new(&self.doc, mirror::FRAME_SRC);
+                mirror.connect(self.http.base(), token, id);
+                panel.set_mirror(Some(mirror));
+            }
+            _ => panel.set_mirror(None),
+        }
+    }
+
+    /// Goes back to session `id` after a reload, if it is not over.
+    fn resume(&self, id: String) {
+        let Some(token) = self.token() else { return };
+        self.clear_card();
+        let note = text_el(&self.doc, "p", "card checking", say::RESUMING);
+        attr(&note, "role", "status");
+        self.set_card(Card::Checking(note));
+        let http = self.http.clone();
+        self.call(
+            async move {
+                let path = ["/v1/sessions/", &encode(&id)].concat();
+                let status: SessionStatus =
+                    http.call::<(), _>("GET", &path, Some(&token), None).await?;
+                if status.state == SessionState::Ended {
+                    return Ok(None);
+                }
+                let visitor_path = [path.as_str(), "/visitor"].concat();
+                let visitor: VisitorView = http
+                    .call::<(), _>("GET", &visitor_path, Some(&token), None)
+                    .await?;
+                let ticket_path = [path.as_str(), "/ticket"].concat();
+                let ticket: StreamTicket = http
+                    .call::<(), _>("POST", &ticket_path, Some(&token), None)
+                    .await?;
+                Ok(Some(Resumed {
+                    status,
+                    visitor,
+                    ticket: ticket.ticket,
+                }))
+            },
+            Msg::Resumed,
+        );
     }
 
     /// Asks the broker for the visitor again, so the history shows how the
@@ -351,12 +460,7 @@ impl App {
     fn refresh_visitor(&self, session_id: &str) {
         let Some(token) = self.token() else { return };
         let http = self.http.clone();
-        let path = [
-            "/v1/sessions/",
-            &crate::stream::encode(session_id),
-            "/visitor",
-        ]
-        .concat();
+        let path = ["/v1/sessions/", &encode(session_id), "/visitor"].concat();
         self.call(
             async move {
                 http.call::<(), VisitorView>("GET", &path, Some(&token), None)
@@ -409,6 +513,7 @@ impl App {
     }
 
     fn signed_out(&self, error: Option<&str>, note: Option<&str>) {
+        self.store_session(None);
         self.agent.borrow_mut().take();
         self.bar.borrow_mut().take();
         self.show_sign_in(error, note);
@@ -438,23 +543,19 @@ impl App {
         }
     }
 
-    fn show_session(&self, redeemed: RedeemResponse) {
+    /// Shows session `status` (just redeemed, or found again after a
+    /// reload: never over) and follows it with the stream `ticket` opens.
+    fn show_session(&self, status: SessionStatus, visitor: VisitorView, ticket: &str) {
         let Some(token) = self.token() else { return };
         self.clear_card();
-        let session_id = redeemed.session.session_id.clone();
-        let panel = SessionPanel::new(
-            &self.doc,
-            &session_id,
-            &redeemed.visitor,
-            self.sender(Msg::Panel),
-        );
-        // A session is never over when its code is redeemed.
-        let _ = panel.update(&redeemed.session);
+        let session_id = status.session_id.clone();
+        self.store_session(Some(&session_id));
+        let panel = SessionPanel::new(&self.doc, &session_id, &visitor, self.sender(Msg::Panel));
         let stream = SessionStream::open(
             self.http.clone(),
             token,
             session_id.clone(),
-            &redeemed.stream_ticket,
+            ticket,
             self.sender(Msg::Stream),
         );
         self.set_card(Card::Session {
@@ -462,7 +563,8 @@ impl App {
             panel,
             stream,
         });
-        if let Card::Session { panel, .. } = &*self.card.borrow() {
+        if let Card::Session { id, panel, .. } = &*self.card.borrow() {
+            self.follow(id, panel, &status);
             panel.focus();
         }
     }

@@ -8,10 +8,12 @@
 //! # Layout
 //! - [`start`] (this file): the only `#[wasm_bindgen]` surface.
 //! - `app`: the controller — which card is shown, the broker calls, the
-//!   tab's sign-in in `sessionStorage`.
+//!   tab's sign-in and followed session in `sessionStorage`.
 //! - Components, each owning its nodes, listeners and timers and removing
 //!   them on drop: `sign_in`, `account_bar`, `code_entry`, `session_panel`
-//!   and, inside it, `visitor_card` (who the visitor is, their history).
+//!   and, inside it, `visitor_card` (who the visitor is, their history) and
+//!   `mirror` (the visitor's screen while the session is active: a frame
+//!   drawn from the broker's WebSocket, read-only).
 //! - `stream`: the session's Server-Sent Events, with ticket renewal and
 //!   resume from the last event.
 //! - [`text`]: the wording and the pure rules (pasted codes, durations,
@@ -24,6 +26,7 @@ mod account_bar;
 mod app;
 mod code_entry;
 mod error;
+mod mirror;
 mod session_panel;
 mod sign_in;
 mod stream;

@@ -1,8 +1,10 @@
 //! The session card: who the visitor is and their earlier sessions (a
 //! [`VisitorCard`]), the session's live state in a status region, the time
 //! left for the visitor to answer, End session while the session is live
-//! and New code once it is over.
+//! and New code once it is over; while the session is `active`, the
+//! visitor's screen (a [`MirrorView`], which the app opens and closes).
 
+use crate::mirror::MirrorView;
 use crate::text::{self, say};
 use crate::visitor_card::VisitorCard;
 use agent_assist_protocol::{SessionState, SessionStatus, VisitorView};
@@ -35,6 +37,10 @@ pub struct SessionPanel {
     alert: Element,
     end_button: HtmlButtonElement,
     new_button: HtmlButtonElement,
+    /// Where the visitor's screen goes: after the actions, before the
+    /// history (beside everything else on a wide screen).
+    mirror_slot: Element,
+    mirror: RefCell<Option<MirrorView>>,
     state: Cell<Option<SessionState>>,
     /// Counts down the consent deadline while the session is authorizing.
     ticker: RefCell<Option<Interval>>,
@@ -88,6 +94,9 @@ impl SessionPanel {
         attr(&new_button, "hidden", "");
         append(&actions, &new_button);
         append(&root, &actions);
+        let mirror_slot = el(doc, "div", "mirror-slot");
+        attr(&mirror_slot, "hidden", "");
+        append(&root, &mirror_slot);
         append(&root, visitor.history());
 
         let listeners = vec![
@@ -111,6 +120,8 @@ impl SessionPanel {
             alert,
             end_button,
             new_button,
+            mirror_slot,
+            mirror: RefCell::new(None),
             state: Cell::new(None),
             ticker: RefCell::new(None),
             _listeners: listeners,
@@ -176,6 +187,29 @@ impl SessionPanel {
         entered_end
     }
 
+    /// Shows the visitor's screen, or takes it away (`None`), dropping the
+    /// one shown before: its socket, listeners and timers go with it.
+    pub fn set_mirror(&self, mirror: Option<MirrorView>) {
+        let old = self.mirror.borrow_mut().take();
+        drop(old);
+        let shown = mirror.is_some();
+        if let Some(mirror) = &mirror {
+            append(&self.mirror_slot, mirror.element());
+        }
+        *self.mirror.borrow_mut() = mirror;
+        set_hidden(&self.mirror_slot, !shown);
+        let _ = self.root.class_list().toggle_with_force("mirroring", shown);
+    }
+
+    /// The session's state as last shown.
+    pub fn state(&self) -> Option<SessionState> {
+        self.state.get()
+    }
+
+    pub fn has_mirror(&self) -> bool {
+        self.mirror.borrow().is_some()
+    }
+
     /// While the End request is on its way.
     pub fn set_ending(&self, ending: bool) {
         self.end_button.set_disabled(ending);
@@ -233,6 +267,7 @@ pub(crate) fn set_hidden(e: &Element, hidden: bool) {
 impl Drop for SessionPanel {
     fn drop(&mut self) {
         self.ticker.borrow_mut().take();
+        self.mirror.borrow_mut().take();
         self.root.remove();
     }
 }

@@ -50,6 +50,22 @@ pub mod say {
     pub const NO_EARLIER_SESSIONS: &str = "No earlier sessions";
     pub const THIS_SESSION: &str = "This session";
     pub const NO_AGENT: &str = "No agent";
+    pub const RESUMING: &str = "Returning to your session\u{2026}";
+
+    pub const MIRROR_TITLE: &str = "Visitor's screen";
+    /// The frame's `title`, what a screen reader names it by.
+    pub const MIRROR_FRAME: &str = "Visitor's screen";
+    pub const MIRROR_LIVE: &str = "Live";
+    pub const MIRROR_WAITING: &str = "Waiting for the visitor's page\u{2026}";
+    pub const MIRROR_HIDDEN: &str = "The visitor is on a page that is not shared";
+    pub const MIRROR_CHANGING: &str = "The visitor is changing page\u{2026}";
+    pub const MIRROR_RECONNECTING: &str = "Reconnecting\u{2026}";
+    pub const MIRROR_REFUSED: &str =
+        "The broker did not let this console see the visitor's screen. Reload to try again.";
+    pub const MIRROR_ELSEWHERE: &str =
+        "The visitor's screen is open in another window. Reload to show it here.";
+    pub const MIRROR_CLOSED: &str = "The visitor's screen is no longer shared";
+    pub const MIRROR_UNTITLED: &str = "Untitled page";
 }
 
 /// Digits in a code box.
@@ -214,6 +230,57 @@ pub fn ticket_agent(name: Option<&str>) -> String {
     }
 }
 
+/// Where the mirror's socket is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MirrorLink {
+    /// The first connection, not open yet.
+    Connecting,
+    Open,
+    /// The connection dropped; it is being made again.
+    Retrying,
+    /// The broker refused the agent's credential for the view.
+    Refused,
+    /// Another console window took the view over.
+    Elsewhere,
+    /// The broker closed the view: the session is not active any more.
+    Closed,
+}
+
+/// What the mirror holds of the visitor's page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MirrorPage {
+    /// Nothing yet.
+    None,
+    Shown,
+    /// The visitor is on a page that is not shared.
+    Hidden,
+}
+
+/// The mirror's status line: the connection first, then whether the
+/// visitor's page is there (`online`: the broker's presence).
+pub fn mirror_status(link: MirrorLink, page: MirrorPage, online: bool) -> &'static str {
+    match (link, page, online) {
+        (MirrorLink::Refused, ..) => say::MIRROR_REFUSED,
+        (MirrorLink::Elsewhere, ..) => say::MIRROR_ELSEWHERE,
+        (MirrorLink::Closed, ..) => say::MIRROR_CLOSED,
+        (MirrorLink::Retrying, ..) => say::MIRROR_RECONNECTING,
+        (MirrorLink::Connecting, ..) | (_, MirrorPage::None, _) => say::MIRROR_WAITING,
+        (MirrorLink::Open, _, false) => say::MIRROR_CHANGING,
+        (MirrorLink::Open, MirrorPage::Shown, true) => say::MIRROR_LIVE,
+        (MirrorLink::Open, MirrorPage::Hidden, true) => say::MIRROR_HIDDEN,
+    }
+}
+
+/// Whether the frame is covered, with the status line over it: missing
+/// content, a page the visitor does not share, or a view that stopped is
+/// never shown as if it were the visitor's screen.
+pub fn mirror_covered(link: MirrorLink, page: MirrorPage) -> bool {
+    matches!(
+        link,
+        MirrorLink::Refused | MirrorLink::Elsewhere | MirrorLink::Closed
+    ) || page != MirrorPage::Shown
+}
+
 /// The first letter of a name, upper-cased, for the visitor's avatar.
 pub fn initial(name: &str) -> String {
     name.trim()
@@ -365,6 +432,37 @@ mod tests {
         );
         assert_eq!(ticket_agent(Some("Dana")), "Agent: Dana");
         assert_eq!(ticket_agent(None), "No agent");
+    }
+
+    #[test]
+    fn the_mirror_says_live_only_when_the_visitors_page_is_there() {
+        use MirrorLink::*;
+        use MirrorPage::{Hidden, Shown};
+        assert_eq!(mirror_status(Open, Shown, true), "Live");
+        assert_eq!(
+            mirror_status(Connecting, MirrorPage::None, true),
+            "Waiting for the visitor's page\u{2026}"
+        );
+        assert_eq!(
+            mirror_status(Open, MirrorPage::None, false),
+            "Waiting for the visitor's page\u{2026}"
+        );
+        assert_eq!(
+            mirror_status(Open, Hidden, true),
+            "The visitor is on a page that is not shared"
+        );
+        assert_eq!(
+            mirror_status(Open, Shown, false),
+            "The visitor is changing page\u{2026}"
+        );
+        assert_eq!(mirror_status(Retrying, Shown, true), "Reconnecting\u{2026}");
+        assert_eq!(mirror_status(Refused, Shown, true), say::MIRROR_REFUSED);
+        assert!(!mirror_covered(Open, Shown));
+        assert!(!mirror_covered(Retrying, Shown));
+        assert!(mirror_covered(Open, Hidden));
+        assert!(mirror_covered(Retrying, MirrorPage::None));
+        assert!(mirror_covered(Elsewhere, Shown));
+        assert!(mirror_covered(Closed, Shown));
     }
 
     #[test]

@@ -962,3 +962,884 @@ async fn a_refused_stream_asks_for_a_new_ticket_and_stops_when_dropped() {
         .iter()
         .any(|e| matches!(e, StreamEvent::Status(_))));
 }
+
+// The visitor's screen. The test page has no `/mirror.html`, so these
+// mirrors draw into an `about:blank` frame, which is ready at once.
+
+use crate::mirror::socket::SocketEvent;
+use crate::mirror::{MirrorView, REDACTED};
+use agent_assist_protocol::mirror::{Node as Wire, Ns, Op, Page, Redacted, View};
+
+fn element(i: u32, p: u32, name: &str, attrs: &[(&str, &str)]) -> Wire {
+    Wire {
+        i,
+        p,
+        e: Some(name.into()),
+        a: attrs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..Wire::default()
+    }
+}
+
+fn text_node(i: u32, p: u32, x: &str) -> Wire {
+    Wire {
+        i,
+        p,
+        x: Some(x.into()),
+        ..Wire::default()
+    }
+}
+
+/// A shop page: html 1, head 2, title 3, body 4, h1 5, list 6 (items 7,
+/// 8, 9 with texts 17, 18, 19), and whatever `extra` adds under the body.
+fn shop_page(extra: Vec<Wire>) -> Page {
+    let mut nodes = vec![
+        element(1, 0, "html", &[("lang", "en")]),
+        element(2, 1, "head", &[]),
+        element(3, 2, "title", &[]),
+        text_node(30, 3, "Lamps"),
+        element(4, 1, "body", &[("class", "shop")]),
+        element(5, 4, "h1", &[]),
+        text_node(50, 5, "Desk lamps"),
+        element(6, 4, "ul", &[]),
+        element(7, 6, "li", &[]),
+        text_node(17, 7, "A"),
+        element(8, 6, "li", &[]),
+        text_node(18, 8, "B"),
+        element(9, 6, "li", &[]),
+        text_node(19, 9, "C"),
+    ];
+    nodes.extend(extra);
+    Page {
+        url: "https://shop.example/lamps".into(),
+        title: "Lamps".into(),
+        w: 1280,
+        h: 800,
+        x: 0,
+        y: 0,
+        nodes,
+        sheets: vec![],
+    }
+}
+
+/// A mirror in a fresh container, connected (as far as its status knows)
+/// and with its frame loaded.
+async fn mirror() -> (Element, MirrorView) {
+    let root = container();
+    let view = MirrorView::new(&doc(), "about:blank");
+    mount(&root, view.element());
+    until("the frame to load", || view.is_ready()).await;
+    view.socket_event(SocketEvent::Open);
+    view.receive(View::Presence { online: true });
+    (root, view)
+}
+
+fn frame_doc(view: &MirrorView) -> Document {
+    view.frame_document().expect("the frame's document")
+}
+
+fn fq(view: &MirrorView, selector: &str) -> Element {
+    frame_doc(view)
+        .query_selector(selector)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no `{selector}` in the frame"))
+}
+
+fn fcount(view: &MirrorView, selector: &str) -> u32 {
+    frame_doc(view)
+        .query_selector_all(selector)
+        .unwrap()
+        .length()
+}
+
+fn ops(view: &MirrorView, ops: Vec<Op>) {
+    view.receive(View::Ops { ops });
+}
+
+fn prop(target: &Element, name: &str) -> wasm_bindgen::JsValue {
+    js_sys::Reflect::get(target, &name.into()).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn the_frame_is_sandboxed_without_scripts_and_covered_by_a_shield() {
+    let (root, view) = mirror().await;
+    let frame = q(&root, "iframe");
+    let sandbox = frame.get_attribute("sandbox").unwrap();
+    assert_eq!(sandbox, "allow-same-origin");
+    for flag in [
+        "allow-scripts",
+        "allow-forms",
+        "allow-popups",
+        "allow-top-navigation",
+    ] {
+        assert!(!sandbox.contains(flag), "{flag}");
+    }
+    assert_eq!(
+        frame.get_attribute("title").as_deref(),
+        Some("Visitor's screen")
+    );
+    assert_eq!(frame.get_attribute("tabindex").as_deref(), Some("-1"));
+    let status = q(&root, ".mirror-status");
+    assert_eq!(status.get_attribute("role").as_deref(), Some("status"));
+    assert_eq!(text(&status), "Waiting for the visitor's page\u{2026}");
+    let cover = q(&root, ".mirror-cover");
+    assert!(shown(&cover));
+    assert!(q(&root, ".mirror").class_list().contains("covered"));
+    // What is at a point of the frame: never the frame itself.
+    frame.scroll_into_view();
+    let at = |dx: f64, dy: f64| {
+        let r = frame.get_bounding_client_rect();
+        doc()
+            .element_from_point((r.left() + dx) as f32, (r.top() + dy) as f32)
+            .unwrap()
+    };
+    assert_eq!(at(20.0, 20.0), cover);
+    // With the page shown, the shield lies over it and takes the clicks.
+    view.receive(View::Page(shop_page(vec![])));
+    let shield = q(&root, ".mirror-shield");
+    assert_eq!(shield.get_attribute("aria-hidden").as_deref(), Some("true"));
+    assert_eq!(at(20.0, 20.0), shield);
+    assert_eq!(at(300.0, 150.0), shield);
+}
+
+#[wasm_bindgen_test]
+async fn a_page_is_drawn_into_the_frame_as_the_visitor_sees_it() {
+    let (root, view) = mirror().await;
+    let mut page = shop_page(vec![
+        element(10, 4, "input", &[("type", "text"), ("name", "q")]),
+        Wire {
+            v: Some("brass lamp".into()),
+            ..element(11, 4, "input", &[("type", "search")])
+        },
+        Wire {
+            c: Some(true),
+            ..element(12, 4, "input", &[("type", "checkbox")])
+        },
+        Wire {
+            v: Some("Deliver after 6pm".into()),
+            ..element(13, 4, "textarea", &[])
+        },
+        Wire {
+            v: Some("b".into()),
+            ..element(14, 4, "select", &[])
+        },
+        // `value` attributes never travel: options go by their text.
+        element(15, 14, "option", &[]),
+        text_node(25, 15, "a"),
+        element(16, 14, "option", &[]),
+        text_node(26, 16, "b"),
+        Wire {
+            ns: Ns::Svg,
+            ..element(20, 4, "svg", &[("viewBox", "0 0 10 10")])
+        },
+        Wire {
+            ns: Ns::Svg,
+            ..element(21, 20, "linearGradient", &[("id", "g")])
+        },
+        element(22, 4, "a", &[("href", "/cart"), ("class", "cart")]),
+        text_node(23, 22, "<b>Cart</b>"),
+    ]);
+    page.sheets = vec![".shop h1 { letter-spacing: 3px }".into()];
+    view.receive(View::Page(page));
+
+    let d = frame_doc(&view);
+    assert_eq!(text(&fq(&view, "h1")), "Desk lamps");
+    assert_eq!(
+        (0..3)
+            .map(|i| text(&fq(&view, &format!("li:nth-child({})", i + 1))))
+            .collect::<String>(),
+        "ABC"
+    );
+    assert_eq!(
+        d.document_element()
+            .unwrap()
+            .get_attribute("lang")
+            .as_deref(),
+        Some("en")
+    );
+    assert_eq!(fq(&view, "body").class_name(), "shop");
+    // Values are set as the visitor typed them, not as attributes.
+    let search = fq(&view, "input[type=search]");
+    assert_eq!(
+        prop(&search, "value").as_string().as_deref(),
+        Some("brass lamp")
+    );
+    assert!(!search.has_attribute("value"));
+    assert_eq!(prop(&fq(&view, "input[type=checkbox]"), "checked"), true);
+    assert_eq!(
+        prop(&fq(&view, "textarea"), "value").as_string().as_deref(),
+        Some("Deliver after 6pm")
+    );
+    assert_eq!(
+        prop(&fq(&view, "select"), "value").as_string().as_deref(),
+        Some("b")
+    );
+    // SVG in its namespace, with its names' case.
+    let gradient = fq(&view, "svg linearGradient");
+    assert_eq!(
+        gradient.namespace_uri().as_deref(),
+        Some("http://www.w3.org/2000/svg")
+    );
+    // Text stays text.
+    assert_eq!(text(&fq(&view, "a.cart")), "<b>Cart</b>");
+    assert_eq!(fcount(&view, "b"), 0);
+    // Relative URLs resolve against the visitor's page.
+    let base = fq(&view, "head > base:first-child");
+    assert_eq!(
+        base.get_attribute("href").as_deref(),
+        Some("https://shop.example/lamps")
+    );
+    assert_eq!(
+        prop(&fq(&view, "a.cart"), "href").as_string().as_deref(),
+        Some("https://shop.example/cart")
+    );
+    // The page's constructed sheet applies.
+    let window = d.default_view().unwrap();
+    let style = window
+        .get_computed_style(&fq(&view, "h1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(style.get_property_value("letter-spacing").unwrap(), "3px");
+    // Nothing in the copy takes focus.
+    assert!(d.document_element().unwrap().has_attribute("inert"));
+
+    assert_eq!(text(&q(&root, ".mirror-page-title")), "Lamps");
+    assert_eq!(text(&q(&root, ".mirror-url")), "https://shop.example/lamps");
+    assert!(root.query_selector(".mirror-page a").unwrap().is_none());
+    assert_eq!(text(&q(&root, ".mirror-status")), "Live");
+    assert!(!shown(&q(&root, ".mirror-cover")));
+    assert!(!q(&root, ".mirror").class_list().contains("covered"));
+}
+
+#[wasm_bindgen_test]
+async fn ops_insert_move_and_remove_nodes_and_change_attributes_text_and_values() {
+    let (_root, view) = mirror().await;
+    view.receive(View::Page(shop_page(vec![element(
+        10,
+        4,
+        "input",
+        &[("type", "text")],
+    )])));
+    let items = || {
+        let list = frame_doc(&view).query_selector_all("li").unwrap();
+        (0..list.length())
+            .map(|i| list.item(i).unwrap().text_content().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(items(), ["A", "B", "C"]);
+    let c_node = fq(&view, "li:nth-child(3)");
+    ops(
+        &view,
+        vec![Op::Kids {
+            i: 6,
+            c: vec![9, 7, 40],
+            n: vec![element(40, 6, "li", &[]), text_node(41, 40, "D")],
+        }],
+    );
+    assert_eq!(items(), ["C", "A", "D"]);
+    // Moved, not copied.
+    assert_eq!(fq(&view, "li:first-child"), c_node);
+    // A node moves to another parent: taken from one list, put in another.
+    ops(
+        &view,
+        vec![
+            Op::Kids {
+                i: 6,
+                c: vec![9, 40],
+                n: vec![],
+            },
+            Op::Kids {
+                i: 5,
+                c: vec![50, 7],
+                n: vec![],
+            },
+        ],
+    );
+    assert_eq!(items(), ["A", "C", "D"]);
+    assert_eq!(text(&fq(&view, "h1")), "Desk lampsA");
+    ops(
+        &view,
+        vec![
+            Op::Attr {
+                i: 6,
+                k: "class".into(),
+                v: Some("grid".into()),
+            },
+            Op::Attr {
+                i: 4,
+                k: "class".into(),
+                v: None,
+            },
+            Op::Text {
+                i: 50,
+                x: "Floor lamps".into(),
+            },
+            Op::Value {
+                i: 10,
+                v: Some("hello".into()),
+                c: None,
+            },
+            // Unknown ids are ignored.
+            Op::Text {
+                i: 999,
+                x: "nowhere".into(),
+            },
+            Op::Kids {
+                i: 998,
+                c: vec![7],
+                n: vec![],
+            },
+        ],
+    );
+    assert_eq!(fq(&view, "ul").class_name(), "grid");
+    assert!(!fq(&view, "body").has_attribute("class"));
+    assert_eq!(text(&fq(&view, "h1")), "Floor lampsA");
+    assert_eq!(
+        prop(&fq(&view, "input"), "value").as_string().as_deref(),
+        Some("hello")
+    );
+    // The mirror's own nodes stay when the head's children are set.
+    ops(
+        &view,
+        vec![Op::Kids {
+            i: 2,
+            c: vec![],
+            n: vec![],
+        }],
+    );
+    assert_eq!(fcount(&view, "title"), 0);
+    assert_eq!(fcount(&view, "head > base"), 1);
+    assert_eq!(fcount(&view, "head > style"), 1);
+}
+
+#[wasm_bindgen_test]
+async fn a_redacted_element_is_a_box_of_its_size_with_nothing_of_it_inside() {
+    let (_root, view) = mirror().await;
+    view.receive(View::Page(shop_page(vec![
+        Wire {
+            r: Some(Redacted {
+                w: 240,
+                h: 32,
+                b: false,
+            }),
+            ..element(10, 4, "input", &[])
+        },
+        Wire {
+            r: Some(Redacted {
+                w: 300,
+                h: 120,
+                b: true,
+            }),
+            ..element(11, 4, "section", &[])
+        },
+        // A child of a redacted element never shows, even if sent.
+        text_node(12, 11, "card 4242 4242 4242 4242"),
+    ])));
+    assert_eq!(fcount(&view, "input, section"), 0);
+    let boxes = frame_doc(&view)
+        .query_selector_all(&format!("[{REDACTED}]"))
+        .unwrap();
+    assert_eq!(boxes.length(), 2);
+    let window = frame_doc(&view).default_view().unwrap();
+    for (i, (w, h, display)) in [(240, 32, "inline-block"), (300, 120, "block")]
+        .into_iter()
+        .enumerate()
+    {
+        let b: Element = boxes.item(i as u32).unwrap().unchecked_into();
+        assert_eq!(b.local_name(), "div");
+        assert_eq!(text(&b), "");
+        assert_eq!(b.child_nodes().length(), 0);
+        let r = b.get_bounding_client_rect();
+        assert_eq!((r.width(), r.height()), (f64::from(w), f64::from(h)));
+        let style = window.get_computed_style(&b).unwrap().unwrap();
+        assert_eq!(style.get_property_value("display").unwrap(), display);
+        assert_eq!(style.get_property_value("overflow").unwrap(), "hidden");
+    }
+    // Nothing reaches a redacted box afterwards either.
+    ops(
+        &view,
+        vec![
+            Op::Attr {
+                i: 11,
+                k: "title".into(),
+                v: Some("secret".into()),
+            },
+            Op::Kids {
+                i: 11,
+                c: vec![13],
+                n: vec![text_node(13, 11, "secret")],
+            },
+            Op::Value {
+                i: 10,
+                v: Some("secret".into()),
+                c: None,
+            },
+        ],
+    );
+    let body = text(&fq(&view, "body"));
+    assert!(!body.contains("4242") && !body.contains("secret"), "{body}");
+    assert!(!fq(&view, &format!("div[{REDACTED}]:last-of-type")).has_attribute("title"));
+    assert_eq!(
+        prop(&fq(&view, &format!("[{REDACTED}]")), "value"),
+        wasm_bindgen::JsValue::UNDEFINED
+    );
+}
+
+#[wasm_bindgen_test]
+async fn scripts_handlers_and_javascript_urls_in_a_frame_are_never_created() {
+    let (_root, view) = mirror().await;
+    let pwn = "parent.__mirror_pwned=1";
+    view.receive(View::Page(shop_page(vec![
+        element(10, 4, "script", &[]),
+        text_node(11, 10, pwn),
+        element(12, 4, "SCRIPT", &[("src", "https://evil.example/x.js")]),
+        element(13, 4, "iframe", &[("src", "https://evil.example/")]),
+        element(14, 4, "object", &[("data", "https://evil.example/x.swf")]),
+        element(15, 4, "embed", &[]),
+        element(
+            16,
+            2,
+            "meta",
+            &[
+                ("http-equiv", "refresh"),
+                ("content", "0;url=https://evil.example/"),
+            ],
+        ),
+        element(17, 2, "base", &[("href", "https://evil.example/")]),
+        element(
+            18,
+            2,
+            "link",
+            &[("rel", "preload"), ("href", "https://evil.example/a")],
+        ),
+        element(
+            20,
+            4,
+            "a",
+            &[
+                ("href", "javascript:parent.__mirror_pwned=2"),
+                ("onclick", pwn),
+                ("id", "x"),
+            ],
+        ),
+        element(21, 4, "img", &[("src", "x"), ("onerror", pwn)]),
+        Wire {
+            ns: Ns::Svg,
+            ..element(22, 4, "svg", &[("onload", pwn)])
+        },
+        Wire {
+            ns: Ns::Svg,
+            ..element(23, 22, "script", &[])
+        },
+        element(
+            24,
+            4,
+            "div",
+            &[("style", "background:url(javascript:x)"), ("id", "styled")],
+        ),
+    ])));
+    ops(
+        &view,
+        vec![
+            Op::Kids {
+                i: 4,
+                c: vec![5, 6, 20, 30],
+                n: vec![element(30, 4, "script", &[]), text_node(31, 30, pwn)],
+            },
+            Op::Attr {
+                i: 5,
+                k: "onclick".into(),
+                v: Some(pwn.into()),
+            },
+            Op::Attr {
+                i: 20,
+                k: "href".into(),
+                v: Some(" java\tscript:parent.__mirror_pwned=3".into()),
+            },
+            Op::Attr {
+                i: 6,
+                k: "srcdoc".into(),
+                v: Some("<script>x</script>".into()),
+            },
+        ],
+    );
+    assert_eq!(fcount(&view, "script"), 0);
+    assert_eq!(fcount(&view, "iframe, object, embed, meta, link"), 0);
+    // Only the mirror's own base, pointing at the visitor's page.
+    assert_eq!(fcount(&view, "base"), 1);
+    assert_eq!(
+        fq(&view, "base").get_attribute("href").as_deref(),
+        Some("https://shop.example/lamps")
+    );
+    assert_eq!(fcount(&view, "[onclick], [onerror], [onload], [srcdoc]"), 0);
+    let link = fq(&view, "a#x");
+    assert!(!link.has_attribute("href"));
+    assert!(!fq(&view, "body").inner_html().contains("javascript"));
+    TimeoutFuture::new(50).await;
+    let pwned =
+        js_sys::Reflect::get(&web_sys::window().unwrap(), &"__mirror_pwned".into()).unwrap();
+    assert!(pwned.is_undefined());
+}
+
+#[wasm_bindgen_test]
+async fn a_page_that_is_not_shared_blanks_the_frame_and_says_so() {
+    let (root, view) = mirror().await;
+    view.receive(View::Page(shop_page(vec![])));
+    assert_eq!(text(&fq(&view, "h1")), "Desk lamps");
+    view.receive(View::Hidden);
+    assert_eq!(fcount(&view, "h1, li"), 0);
+    assert_eq!(text(&fq(&view, "body")), "");
+    let cover = q(&root, ".mirror-cover");
+    assert!(shown(&cover));
+    assert!(q(&root, ".mirror").class_list().contains("covered"));
+    assert_eq!(
+        text(&q(&root, ".mirror-status")),
+        "The visitor is on a page that is not shared"
+    );
+    // Said once, so neither the eye nor a screen reader meets it twice.
+    let said = texts(&root, ".mirror *")
+        .into_iter()
+        .filter(|t| t == "The visitor is on a page that is not shared")
+        .count();
+    assert_eq!(said, 1);
+    assert_eq!(text(&q(&root, ".mirror-page-title")), "");
+    assert_eq!(text(&q(&root, ".mirror-url")), "");
+    // Changes to the page the visitor left do nothing.
+    ops(
+        &view,
+        vec![Op::Kids {
+            i: 4,
+            c: vec![60],
+            n: vec![text_node(60, 4, "stale")],
+        }],
+    );
+    assert_eq!(text(&fq(&view, "body")), "");
+    view.receive(View::Page(shop_page(vec![])));
+    assert!(!shown(&cover));
+    assert_eq!(text(&q(&root, ".mirror-status")), "Live");
+}
+
+#[wasm_bindgen_test]
+async fn the_status_follows_the_visitor_and_the_connection() {
+    let (root, view) = mirror().await;
+    let status = q(&root, ".mirror-status");
+    view.receive(View::Page(shop_page(vec![])));
+    assert_eq!(text(&status), "Live");
+    view.receive(View::Presence { online: false });
+    assert_eq!(text(&status), "The visitor is changing page\u{2026}");
+    // The last page stays, dimmed, until the next one comes.
+    assert!(q(&root, ".mirror-stage").class_list().contains("stale"));
+    assert_eq!(text(&fq(&view, "h1")), "Desk lamps");
+    view.receive(View::Presence { online: true });
+    view.socket_event(SocketEvent::Lost);
+    assert_eq!(text(&status), "Reconnecting\u{2026}");
+    view.socket_event(SocketEvent::Open);
+    assert_eq!(text(&status), "Live");
+    view.socket_event(SocketEvent::Stopped(
+        agent_assist_protocol::mirror::CLOSE_UNAUTHORIZED,
+    ));
+    assert_eq!(text(&status), say::MIRROR_REFUSED);
+    assert_eq!(fcount(&view, "h1"), 0);
+}
+
+#[wasm_bindgen_test]
+async fn the_viewport_is_scaled_to_fit_and_the_pointer_and_clicks_follow_it() {
+    let root = container();
+    // Narrow enough that the width, not the window's height, sets the scale.
+    set_width(&root, 320);
+    let view = MirrorView::new(&doc(), "about:blank");
+    mount(&root, view.element());
+    until("the frame to load", || view.is_ready()).await;
+    view.socket_event(SocketEvent::Open);
+    view.receive(View::Page(shop_page(vec![])));
+    let screen: HtmlElement = q(&root, ".mirror-screen").unchecked_into();
+    let frame: HtmlElement = q(&root, "iframe").unchecked_into();
+    for _ in 0..100 {
+        if screen.offset_width() == 320 {
+            break;
+        }
+        TimeoutFuture::new(10).await;
+    }
+    assert_eq!((screen.offset_width(), screen.offset_height()), (320, 200));
+    assert_eq!(frame.style().get_property_value("width").unwrap(), "1280px");
+    assert_eq!(
+        frame.style().get_property_value("transform").unwrap(),
+        "scale(0.25)"
+    );
+
+    let pointer: HtmlElement = q(&root, ".mirror-pointer").unchecked_into();
+    assert!(pointer.has_attribute("hidden"));
+    assert_eq!(
+        pointer.get_attribute("aria-hidden").as_deref(),
+        Some("true")
+    );
+    ops(&view, vec![Op::Pointer { x: 100, y: 200 }]);
+    assert!(!pointer.has_attribute("hidden"));
+    assert_eq!(
+        pointer.style().get_property_value("transform").unwrap(),
+        "translate(25px, 50px)"
+    );
+    ops(&view, vec![Op::Click { x: 400, y: 300 }]);
+    let ripple = q(&root, ".mirror-click");
+    assert!(ripple.class_list().contains("on"));
+    until("the ripple to end", || !ripple.class_list().contains("on")).await;
+
+    // A phone: narrower than tall, so the height limits the scale.
+    ops(&view, vec![Op::Viewport { w: 390, h: 844 }]);
+    let (w, h) = (screen.offset_width(), screen.offset_height());
+    assert!(w <= 390 && h <= 844, "{w}×{h}");
+    assert!(
+        (f64::from(w) / f64::from(h) - 390.0 / 844.0).abs() < 0.01,
+        "{w}×{h}"
+    );
+    // The pointer moved with the scale: the window's height sets it.
+    let window_height = web_sys::window()
+        .unwrap()
+        .inner_height()
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    let s = (window_height * 0.7).max(240.0) / 844.0;
+    assert!(s < 320.0 / 390.0);
+    let expected = format!(
+        "translate({}px, {}px)",
+        js_round(100.0 * s),
+        js_round(200.0 * s)
+    );
+    assert_eq!(
+        pointer.style().get_property_value("transform").unwrap(),
+        expected
+    );
+
+    // The card narrows: the screen follows.
+    set_width(&root, 100);
+    until("the screen to narrow", || screen.offset_width() <= 100).await;
+}
+
+fn set_width(e: &Element, px: u32) {
+    e.unchecked_ref::<HtmlElement>()
+        .style()
+        .set_property("width", &format!("{px}px"))
+        .unwrap();
+}
+
+/// `n` as the console writes it in CSS (three decimals at most).
+fn js_round(n: f64) -> String {
+    let n = (n * 1000.0).round() / 1000.0;
+    js_sys::Number::from(n)
+        .to_string_with_radix(10)
+        .unwrap()
+        .into()
+}
+
+#[wasm_bindgen_test]
+async fn frames_received_before_the_frame_loads_are_drawn_once_it_has() {
+    let root = container();
+    let view = MirrorView::new(&doc(), "about:blank");
+    view.socket_event(SocketEvent::Open);
+    view.receive(View::Page(shop_page(vec![])));
+    ops(
+        &view,
+        vec![Op::Text {
+            i: 50,
+            x: "Early".into(),
+        }],
+    );
+    assert!(!view.is_ready());
+    mount(&root, view.element());
+    until("the frame to load", || view.is_ready()).await;
+    assert_eq!(text(&fq(&view, "h1")), "Early");
+    assert_eq!(text(&q(&root, ".mirror-status")), "Live");
+}
+
+#[wasm_bindgen_test]
+fn frames_are_read_from_json_as_the_protocols_own_derive_reads_them() {
+    use crate::mirror::frame::read_view;
+    use agent_assist_web::js_de::from_js;
+    let parse = |json: &str| js_sys::JSON::parse(json).unwrap();
+    let page = r#"{"t":"page","url":"https://shop.example/","title":"Shop","w":800,"h":600,"x":0,"y":-10,"nodes":[{"i":1,"p":0,"e":"html"},{"i":2,"p":1,"e":"svg","ns":"svg","a":[["viewBox","0 0 1 1"]]},{"i":3,"p":1,"e":"input","r":{"w":100,"h":20,"b":true}},{"i":4,"p":1,"e":"input","v":"x","c":false}],"sheets":["a{}"]}"#;
+    let Some(View::Page(read)) = read_view(parse(page)) else {
+        panic!("not a page");
+    };
+    assert_eq!((read.w, read.h, read.y), (800, 600, -10));
+    assert_eq!(read.nodes[1].ns, Ns::Svg);
+    assert_eq!(
+        read.nodes[1].a,
+        [("viewBox".to_owned(), "0 0 1 1".to_owned())]
+    );
+    assert_eq!(
+        read.nodes[2].r,
+        Some(Redacted {
+            w: 100,
+            h: 20,
+            b: true
+        })
+    );
+    assert_eq!(read.nodes[3].c, Some(false));
+    assert_eq!(read.sheets, ["a{}"]);
+    // Every frame reads as serde's derive of the protocol reads it, and
+    // what the derive refuses is refused.
+    for json in [
+        page,
+        r#"{"t":"ops","ops":[{"o":"kids","i":1,"c":[2,4],"n":[{"i":4,"p":1,"x":"new"}]},{"o":"attr","i":1,"k":"class","v":null},{"o":"attr","i":1,"k":"id","v":"a"},{"o":"attr","i":1,"k":"id"},{"o":"text","i":2,"x":"t"},{"o":"value","i":5,"v":"abc"},{"o":"value","i":5,"c":true},{"o":"scroll","i":0,"x":0,"y":120},{"o":"viewport","w":390,"h":844},{"o":"pointer","x":-1,"y":3},{"o":"click","x":5,"y":6}]}"#,
+        r#"{"t":"ops","ops":[]}"#,
+        r#"{"t":"hidden"}"#,
+        r#"{"t":"presence","online":false}"#,
+        r#"{"t":"presence","online":true}"#,
+        // Refused: a node field the protocol does not have, a wrong type,
+        // an unknown op or frame, a negative id, a missing field.
+        r#"{"t":"page","url":"u","title":"","w":1,"h":1,"x":0,"y":0,"nodes":[{"i":1,"p":0,"e":"p","onclick":"x"}]}"#,
+        r#"{"t":"ops","ops":[{"o":"attr","i":1,"k":"id","v":5}]}"#,
+        r#"{"t":"ops","ops":[{"o":"eval","i":1}]}"#,
+        r#"{"t":"ops","ops":[{"o":"text","i":1,"x":"a","extra":1}]}"#,
+        r#"{"t":"presence","online":true,"extra":1}"#,
+        r#"{"t":"ops","ops":[{"o":"text","i":-1,"x":"t"}]}"#,
+        r#"{"t":"ops","ops":[{"o":"scroll","i":0,"x":1.5,"y":0}]}"#,
+        r#"{"t":"ops","ops":[{"o":"kids","i":1,"c":[2]}]}"#,
+        r#"{"t":"presence"}"#,
+        r#"{"t":"welcome","pages":[]}"#,
+        r#"{"ops":[]}"#,
+        r#"[1,2]"#,
+        r#""page""#,
+    ] {
+        let derived = from_js::<View>(parse(json)).ok();
+        assert_eq!(read_view(parse(json)), derived, "{json}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_dropped_connection_reconnects_and_dropping_the_view_stops_it() {
+    // The test runner's server is no WebSocket server: each attempt fails.
+    let origin = web_sys::window().unwrap().location().origin().unwrap();
+    let root = container();
+    let view = MirrorView::new(&doc(), "about:blank");
+    mount(&root, view.element());
+    view.connect(&origin, "aat_token".into(), "ses_ws");
+    let status = q(&root, ".mirror-status");
+    assert_eq!(text(&status), "Waiting for the visitor's page\u{2026}");
+    until("the drop to show", || {
+        text(&status) == "Reconnecting\u{2026}"
+    })
+    .await;
+    drop(view);
+    assert_eq!(root.child_element_count(), 0);
+    // Had the retry survived, it would now touch dropped state.
+    TimeoutFuture::new(1200).await;
+}
+
+/// Replaces `window.fetch` with answers by path (404 `unknown_session`
+/// for any other path) until dropped.
+struct FakeBroker {
+    real: wasm_bindgen::JsValue,
+}
+
+impl FakeBroker {
+    fn new(routes: &str) -> FakeBroker {
+        let install = js_sys::Function::new_with_args(
+            "routes",
+            "const real = window.fetch;
+             window.fetch = async (req) => {
+               const path = new URL(req.url ?? req).pathname;
+               const hit = routes[req.method + ' ' + path];
+               const json = (body, status) => new Response(JSON.stringify(body),
+                 { status, headers: { 'content-type': 'application/json' } });
+               return hit === undefined
+                 ? json({ error: 'unknown_session', message: 'no such session' }, 404)
+                 : json(hit, 200);
+             };
+             return real;",
+        );
+        let routes = js_sys::JSON::parse(routes).unwrap();
+        let real = install
+            .call1(&wasm_bindgen::JsValue::NULL, &routes)
+            .unwrap();
+        FakeBroker { real }
+    }
+}
+
+impl Drop for FakeBroker {
+    fn drop(&mut self) {
+        js_sys::Reflect::set(&web_sys::window().unwrap(), &"fetch".into(), &self.real).unwrap();
+    }
+}
+
+fn broker_routes(state: &str) -> String {
+    format!(
+        r#"{{
+          "GET /v1/agent/me": {{"agent": {{"id": "a1", "name": "Dana"}}, "site": {{"key": "s1", "name": "Lumen"}}}},
+          "GET /v1/sessions/ses_back": {{"session_id": "ses_back", "state": "{state}", "expires_at": 0}},
+          "GET /v1/sessions/ses_back/visitor": {{"display_name": "Jo Back", "kind": "anonymous", "tickets": []}},
+          "POST /v1/sessions/ses_back/ticket": {{"ticket": "tkt_1", "expires_in": 300}}
+        }}"#
+    )
+}
+
+#[wasm_bindgen_test]
+async fn a_reload_during_an_active_session_goes_back_to_it_with_the_visitors_screen() {
+    use crate::app::SESSION_KEY;
+    let _broker = FakeBroker::new(&broker_routes("active"));
+    storage().set_item(TOKEN_KEY, "aat_back").unwrap();
+    storage().set_item(SESSION_KEY, "ses_back").unwrap();
+    let root = container();
+    let app = App::start(&root, NOWHERE.into()).unwrap();
+    until("the session card", || {
+        root.query_selector("section.session").unwrap().is_some()
+    })
+    .await;
+    assert_eq!(text(&q(&root, ".visitor-name")), "Jo Back");
+    assert_eq!(
+        text(&q(&root, ".state-text")),
+        "Connected \u{2014} the visitor allowed you in"
+    );
+    // The visitor's screen is back too, in its frame.
+    let mirror = q(&root, "section.mirror");
+    assert!(shown(&mirror));
+    assert!(q(&root, "section.session")
+        .class_list()
+        .contains("mirroring"));
+    assert_eq!(
+        q(&mirror, "iframe").get_attribute("src").as_deref(),
+        Some("/mirror.html")
+    );
+    assert_eq!(
+        storage().get_item(SESSION_KEY).unwrap().as_deref(),
+        Some("ses_back")
+    );
+    // Signing out forgets the session with the credential.
+    q(&root, ".account button")
+        .unchecked_into::<HtmlElement>()
+        .click();
+    until("the sign-in form", || {
+        root.query_selector("input[type=password]")
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    assert!(root.query_selector("section.mirror").unwrap().is_none());
+    assert_eq!(storage().get_item(SESSION_KEY).unwrap(), None);
+    assert_eq!(storage().get_item(TOKEN_KEY).unwrap(), None);
+    drop(app);
+}
+
+#[wasm_bindgen_test]
+async fn a_reload_after_the_session_ended_offers_a_new_code_and_forgets_it() {
+    use crate::app::SESSION_KEY;
+    let _broker = FakeBroker::new(&broker_routes("ended"));
+    storage().set_item(TOKEN_KEY, "aat_back").unwrap();
+    storage().set_item(SESSION_KEY, "ses_back").unwrap();
+    let root = container();
+    let app = App::start(&root, NOWHERE.into()).unwrap();
+    until("the code boxes", || !boxes(&root).is_empty()).await;
+    assert_eq!(storage().get_item(SESSION_KEY).unwrap(), None);
+    // A session the broker does not know (another agent's, or purged).
+    storage().set_item(SESSION_KEY, "ses_gone").unwrap();
+    drop(app);
+    let root = container();
+    let app = App::start(&root, NOWHERE.into()).unwrap();
+    until("the code boxes", || !boxes(&root).is_empty()).await;
+    assert_eq!(storage().get_item(SESSION_KEY).unwrap(), None);
+    storage().remove_item(TOKEN_KEY).unwrap();
+    drop(app);
+}

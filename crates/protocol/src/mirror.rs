@@ -31,7 +31,18 @@
 //! inputs, and everything inside a redacted element (see [`Redacted`]). The
 //! rules are [`element_allowed`] and [`attribute_allowed`], shared by the
 //! three parties: the broker refuses a frame that breaks them, and the
-//! console skips anything that would.
+//! console skips anything that would. The broker also refuses, for the page
+//! it holds: any later op that gives a redacted element children,
+//! attributes, text or a value, and any value for a password, hidden or file
+//! input (including one that becomes such an input through an `Attr` op).
+//!
+//! Text of `<style>` elements and of `sheets` travels as it is: the agent's
+//! mirror is a sandboxed frame without scripts under a policy that allows
+//! none (`script-src 'none'`), so CSS cannot run anything there.
+//!
+//! Besides the `CLOSE_*` codes, the broker closes with 1001 when it shuts
+//! down and 1013 when a viewer falls too far behind (it reconnects and
+//! catches up from the broker's copy of the page).
 
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +64,7 @@ pub const CLOSE_REPLACED: u16 = 4410;
 
 /// Frames from the visitor's browser to the broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+#[serde(tag = "t", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Up {
     /// First frame: the session's device token.
     Hello { token: String },
@@ -78,7 +89,7 @@ pub enum Down {
 
 /// The agent console's first (and only) frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+#[serde(tag = "t", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ViewerHello {
     /// The agent's API token or JWT.
     Hello { token: String },
@@ -198,7 +209,7 @@ fn is_false(b: &bool) -> bool {
 
 /// One change to the page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "o", rename_all = "snake_case")]
+#[serde(tag = "o", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// Element `i`'s children are now `c`, in order: ids of nodes the
     /// mirror has, or of the new nodes in `n` (flat, parents first; the top
@@ -349,7 +360,7 @@ pub fn attribute_allowed(name: &str, value: &str) -> bool {
     {
         return false;
     }
-    if URL_ATTRIBUTES.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+    if is_url_attribute(name) {
         return url_allowed(value);
     }
     // A style attribute can hold `url(javascript:…)` or the old
@@ -359,6 +370,12 @@ pub fn attribute_allowed(name: &str, value: &str) -> bool {
             && !contains_ignore_case(value, "expression(");
     }
     true
+}
+
+/// Whether attribute `name` (any case) holds a URL: the visitor's browser
+/// makes these absolute before they are checked with [`url_allowed`].
+pub fn is_url_attribute(name: &str) -> bool {
+    URL_ATTRIBUTES.iter().any(|f| f.eq_ignore_ascii_case(name))
 }
 
 /// Whether a URL may travel: relative, `http(s)`, `mailto`, `tel`, or a
@@ -399,7 +416,10 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 /// matches at least one pattern and no exclusion. A pattern is a path that
 /// starts with `/`, where `*` stands for any characters (`/*` is every page,
 /// `/help/*` everything under `/help/`); a leading `!` makes it an exclusion
-/// (`!/account/*`). No patterns: nothing is shared.
+/// (`!/account/*`; note that it does not exclude `/account` itself: list
+/// `!/account` too). No patterns: nothing is shared. The path is matched as
+/// given; the broker also matches its percent-decoded form, so an encoded
+/// path cannot slip past an exclusion.
 pub fn page_shared(patterns: &[String], path: &str) -> bool {
     let mut included = false;
     for pattern in patterns {
@@ -613,6 +633,11 @@ mod tests {
             serde_json::to_string(&Down::Resync).unwrap(),
             r#"{"t":"resync"}"#
         );
+        assert!(serde_json::from_str::<Up>(
+            r#"{"t":"ops","ops":[{"o":"text","i":1,"x":"a","extra":1}]}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<Up>(r#"{"t":"hello","token":"a","more":1}"#).is_err());
         // Unknown fields in a node are refused (the broker checks every frame).
         assert!(serde_json::from_str::<Up>(r#"{"t":"page","url":"u","title":"","w":1,"h":1,"x":0,"y":0,"nodes":[{"i":1,"p":0,"e":"p","onclick":"x"}]}"#).is_err());
     }

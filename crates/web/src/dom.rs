@@ -1,5 +1,6 @@
 //! Small DOM helpers and [`Listener`], an event listener that removes itself
-//! when dropped, so a component releases what it added just by being dropped.
+//! when dropped, so a component releases what it added just by being dropped
+//! ([`CaptureListener`] likewise, for watching the page's own events).
 
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -62,6 +63,22 @@ pub fn set_value(e: &Element, value: &str) {
 
 /// Sets one inline style property (`""` removes it). Through the CSSOM,
 /// which a strict CSP allows, unlike a `style` attribute.
+/// Whether `selector` is one CSS selector (list) that can safely be joined
+/// with others into one list or a stylesheet rule: the browser parses it,
+/// it ends where it seems to (`, *` after it is still a selector of its own:
+/// an unclosed string or comment, or a trailing backslash, would swallow
+/// what follows), and it has no braces (they would end a rule).
+pub fn is_selector(doc: &Document, selector: &str) -> bool {
+    let selector = selector.trim();
+    if selector.is_empty() || selector.contains(['{', '}']) {
+        return false;
+    }
+    let Ok(probe) = doc.create_element("div") else {
+        return false;
+    };
+    probe.matches(&[selector, ", *"].concat()) == Ok(true)
+}
+
 pub fn set_style(e: &Element, property: &str, value: &str) {
     if let Some(h) = e.dyn_ref::<web_sys::HtmlElement>() {
         let _ = h.style().set_property(property, value);
@@ -96,5 +113,49 @@ impl Drop for Listener {
         let _ = self
             .target
             .remove_event_listener_with_callback(self.kind, self.callback.as_ref().unchecked_ref());
+    }
+}
+
+/// An event listener in the capture phase and passive, removed from its
+/// target when dropped: for watching the page's own events. Capture sees
+/// events that do not bubble (`scroll`) and those the page's handlers stop;
+/// passive never delays or cancels the page's scrolling.
+pub struct CaptureListener {
+    target: EventTarget,
+    kind: &'static str,
+    callback: Closure<dyn FnMut(Event)>,
+}
+
+impl CaptureListener {
+    pub fn new(
+        target: &EventTarget,
+        kind: &'static str,
+        f: impl FnMut(Event) + 'static,
+    ) -> CaptureListener {
+        let callback = Closure::<dyn FnMut(Event)>::new(f);
+        let options = web_sys::AddEventListenerOptions::new();
+        options.set_capture(true);
+        options.set_passive(true);
+        let _ = target.add_event_listener_with_callback_and_add_event_listener_options(
+            kind,
+            callback.as_ref().unchecked_ref(),
+            &options,
+        );
+        CaptureListener {
+            target: target.clone(),
+            kind,
+            callback,
+        }
+    }
+}
+
+impl Drop for CaptureListener {
+    fn drop(&mut self) {
+        // A capture listener is only removed with `capture` set.
+        let _ = self.target.remove_event_listener_with_callback_and_bool(
+            self.kind,
+            self.callback.as_ref().unchecked_ref(),
+            true,
+        );
     }
 }

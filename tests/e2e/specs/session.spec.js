@@ -48,12 +48,12 @@ test("both real UIs: the agent types the code in the console, the visitor allows
   const prompt = consent(page);
   await expect(prompt).toHaveAccessibleName("Allow Dana to see this page?");
   await prompt.getByRole("button", { name: "Allow" }).click();
-  await expect(indicator(page)).toContainText("Sharing this page with Dana");
+  await expect(indicator(page)).toContainText("Your screen is being shared with Dana");
   await expect(c.status).toContainText("Connected");
 
   await page.getByRole("link", { name: "Help centre" }).click();
   await expect(page).toHaveURL(/support\.html$/);
-  await expect(indicator(page)).toContainText("Sharing this page with Dana");
+  await expect(indicator(page)).toContainText("Your screen is being shared with Dana");
 
   await c.end.click();
   await expect(indicator(page)).toContainText("Dana ended the session.");
@@ -97,14 +97,14 @@ test("redeem → consent prompt naming the agent → Allow → indicator on ever
 
   await expect(indicator(page)).toBeVisible();
   await expect(indicator(page)).toHaveAttribute("role", "status");
-  await expect(indicator(page)).toContainText("Sharing this page with Dana");
+  await expect(indicator(page)).toContainText("Your screen is being shared with Dana");
   await expect(prompt).toBeHidden();
   const active = await agentApi(broker, agent.token, "GET", `/v1/sessions/${code.session_id}`);
   expect(active.body.state).toBe("active");
 
   // Another page of the site: the same session, the indicator is still there.
   await page.goto(broker.url + "/support.html");
-  await expect(indicator(page)).toContainText("Sharing this page with Dana");
+  await expect(indicator(page)).toContainText("Your screen is being shared with Dana");
 
   const ended = await agentApi(broker, agent.token, "POST", `/v1/sessions/${code.session_id}/end`);
   expect(ended.body).toMatchObject({ state: "ended", end_reason: "agent_ended" });

@@ -5,6 +5,8 @@
 //! - [`events`]: `POST /v1/sessions/{id}/ticket`, `GET …/events` (SSE).
 //! - [`agent`]: `GET /v1/agent/me`, `POST /v1/agent/redeem` (agent).
 //! - [`visitors`]: `GET /v1/sessions/{id}/visitor` (the session's agent).
+//! - [`mirror`]: the live mirror's WebSockets, `GET /v1/sessions/{id}/mirror`
+//!   (the visitor's page) and `GET …/mirror/view` (the session's agent).
 //! - [`demo`]: `POST /demo/login`, the demo shop's fake login (only with
 //!   `serve --demo-login`; 404 otherwise).
 //! - [`health`]: `GET /healthz`.
@@ -14,6 +16,7 @@ pub mod codes;
 pub mod demo;
 pub mod events;
 pub mod health;
+pub mod mirror;
 pub mod sessions;
 pub mod visitors;
 
@@ -32,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(agent::router())
         .merge(visitors::router())
+        .merge(mirror::router())
         .merge(demo::router())
         .merge(health::router())
         .route("/v1/{*rest}", any(error::not_found))

@@ -40,6 +40,7 @@ key = "demo"
 name = "Demo Shop"
 allowed_origins = ["http://127.0.0.1:8080", "http://localhost:8080"]
 secret = "demo-secret-0123456789abcdef-0123456789"
+share_pages = ["/*", "!/account/*"]
 
 [[site]]
 key = "short"
