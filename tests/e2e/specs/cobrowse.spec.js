@@ -249,6 +249,7 @@ for (const variant of [
 ]) {
   test(`co-browsing screenshots (${variant.name})`, async ({ page, browser, broker }) => {
     await page.emulateMedia({ colorScheme: variant.colorScheme });
+    await page.setViewportSize(variant.viewport);
     const { agentPage, context, frame } = await share(page, browser, broker, variant);
     await page.getByLabel("Delivery note").fill("Ring twice please");
     await page.getByLabel("Password").fill("hunter2hunter2");
@@ -261,7 +262,9 @@ for (const variant of [
 
     await page.goto(broker.url + "/account.html");
     await expect(agentPage.getByText("The visitor is on a page that is not shared")).toBeVisible();
+    await expect(indicator(page)).toContainText("This page is not shared with Dana");
     await agentPage.screenshot({ path: path.join(SHOTS, `cobrowse-agent-not-shared-${variant.name}.png`) });
+    await page.screenshot({ path: path.join(SHOTS, `cobrowse-visitor-not-shared-${variant.name}.png`) });
     await context.close();
   });
 }
