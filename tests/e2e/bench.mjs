@@ -1,37 +1,73 @@
-// `cargo xtask bench`'s browser and broker figures: click → code visible in
-// headless Chromium, and codes issued per second by the broker, both against
-// a real release broker on loopback. Prints a table; writes JSON to
-// target/bench/latest.json. Timings live here, never in tests.
+// `cargo xtask bench`'s browser and broker figures, against a real release
+// broker on loopback, next to the anchor (cobrowse-sdk-js's script-tag
+// bundle, installed in tests/bench):
+//
+// - weight on the host page: every response our script tag causes before the
+//   footer link is in the DOM, raw and gzip -9, next to the anchor's bundle;
+// - main-thread cost at page load, ours and the anchor's, alternating;
+// - click → code visible, and the broker's share of it (Server-Timing);
+// - co-browsing: snapshot, activity and change → visible;
+// - codes issued per second with a Node fetch client.
+//
+// Prints a table; writes the browser figures to target/bench/browser.json and
+// everything to target/bench/latest.json. Timings live here, never in tests.
 import { chromium } from "@playwright/test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import os from "node:os";
+import { gzipSync } from "node:zlib";
 import { Broker, ROOT } from "./broker.js";
 
-const CLICKS = 50;
+const CLICKS = 100;
+const CLICK_WARMUPS = 5;
+// Page loads per side (ours, the anchor's, the blank page), after warm-up
+// rounds that are thrown away.
+const LOAD_ROUNDS = 25;
+const LOAD_WARMUPS = 2;
 const MIRROR_CHANGES = 50;
 const ACTIVITY_SECONDS = 10;
 const LOAD_REQUESTS = 5000;
 const LOAD_CONCURRENCY = 32;
 
+const ANCHOR = path.join(ROOT, "tests/bench/node_modules/cobrowse-sdk-js/dist/CobrowseIO.js");
+
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const ms = (v) => `${v.toFixed(1)} ms`;
+const kb = (bytes) => `${(bytes / 1000).toFixed(1)} KB`;
+/** `{ p50, p95 }` of `values` (not sorted in place). */
+const spread = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { p50: pct(sorted, 50), p95: pct(sorted, 95) };
+};
 
+/**
+ * Click → code visible on the demo shop, and the broker's share of it: the
+ * `app` entry of the `Server-Timing` header the broker puts on its API
+ * answers (request arrival to answer headers), read in the page from the
+ * code request's Resource Timing entry (same origin, so no
+ * `Timing-Allow-Origin` is needed). The rest is network, the browser and
+ * the widget.
+ */
 async function clickToCode(broker) {
   const browser = await launch();
   const page = await browser.newPage();
   await page.goto(broker.url + "/");
   await page.getByRole("button", { name: "Agent Assist" }).waitFor();
-  const samples = [];
-  for (let i = 0; i < CLICKS + 5; i++) {
-    const dt = await page.evaluate(async () => {
+  const total = [];
+  const share = [];
+  const split = [];
+  for (let i = 0; i < CLICKS + CLICK_WARMUPS; i++) {
+    const sample = await page.evaluate(async () => {
       const root = document.querySelector("agent-assist-widget").shadowRoot;
       const link = root.querySelector("button.link");
+      performance.clearResourceTimings();
+      let inDom = 0;
       const shown = new Promise((resolve) => {
         const seen = () => root.querySelector(".code");
         const obs = new MutationObserver(() => {
           if (seen()) {
             obs.disconnect();
+            inDom = performance.now();
             // Visible = the frame after the code is in the DOM.
             requestAnimationFrame(() => resolve(performance.now()));
           }
@@ -41,21 +77,272 @@ async function clickToCode(broker) {
       const t0 = performance.now();
       link.click();
       const t1 = await shown;
+      // The entry is added once the answer's body is read; after the clock
+      // has stopped, so waiting for it costs the measurement nothing.
+      const entry = await new Promise((resolve) => {
+        const find = () => performance.getEntriesByType("resource").find((e) => new URL(e.name).pathname === "/v1/codes");
+        if (find()) return resolve(find());
+        const obs = new PerformanceObserver(() => {
+          if (find()) {
+            obs.disconnect();
+            resolve(find());
+          }
+        });
+        obs.observe({ type: "resource" });
+      });
       (await window.AgentAssist.ready).close();
-      return t1 - t0;
+      const app = entry.serverTiming.find((t) => t.name === "app");
+      if (!app) return { broker: null };
+      return {
+        total: t1 - t0,
+        broker: app.duration,
+        // Where the rest goes: the widget before the request, the request
+        // outside the broker, the widget after the answer, the next frame.
+        split: [entry.startTime - t0, entry.responseEnd - entry.startTime - app.duration, inDom - entry.responseEnd, t1 - inDom],
+      };
     });
-    if (i >= 5) samples.push(dt); // the first few warm up the JIT and the connection
+    if (sample.broker === null) throw new Error("POST /v1/codes carried no `Server-Timing: app;dur=…` (is the broker current?)");
+    if (i >= CLICK_WARMUPS) {
+      // The first few warm up the JIT and the connection.
+      total.push(sample.total);
+      share.push(sample.broker);
+      split.push(sample.split);
+    }
   }
   await browser.close();
-  samples.sort((a, b) => a - b);
-  return { runs: samples.length, p50_ms: pct(samples, 50), p95_ms: pct(samples, 95) };
+  const rest = total.map((t, i) => t - share[i]);
+  const t = spread(total);
+  const part = (i) => spread(split.map((s) => s[i]));
+  return {
+    runs: total.length,
+    p50_ms: t.p50,
+    p95_ms: t.p95,
+    broker_ms: spread(share),
+    rest_ms: spread(rest),
+    rest_split_ms: { widget_before_request: part(0), request_outside_broker: part(1), widget_after_answer: part(2), to_next_frame: part(3) },
+  };
 }
 
 const launch = () =>
   chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
+
+/** A blank page with one script tag: ours, the anchor's, or none. */
+const blankHtml = (script) => `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Blank page</title><link rel="icon" href="data:,"></head>
+<body>
+<p>A blank host page.</p>
+${script}
+</body>
+</html>`;
+
+const SIDES = {
+  // Our script tag as a site owner writes it (README), from the broker.
+  ours: {
+    html: blankHtml('<script src="/sdk/agent-assist.js" data-site-key="demo" defer></script>'),
+    done: `(() => document.querySelector("agent-assist-widget")?.shadowRoot?.querySelector("button.link"))`,
+  },
+  // The anchor's bundle, loaded the same way; no license, so it only
+  // evaluates (its snippet would call `CobrowseIO.start()` with a license).
+  anchor: {
+    html: blankHtml('<script src="/bench/CobrowseIO.js" defer></script>'),
+    done: `(() => document.readyState === "complete" && window.CobrowseIO)`,
+  },
+  // The page alone: what both of the above include.
+  blank: {
+    html: blankHtml(""),
+    done: `(() => document.readyState === "complete")`,
+  },
+};
+
+/**
+ * Installed in every document before its own scripts: `window.__benchDone`
+ * resolves once `done()` holds (checked on DOM changes and on `load`, so no
+ * polling adds work) and one frame has been rendered after it.
+ */
+const doneWatcher = (done) => `window.__benchDone = new Promise((resolve) => {
+  const done = ${done};
+  let fired = false;
+  const check = () => {
+    if (fired || !done()) return;
+    fired = true;
+    obs.disconnect();
+    requestAnimationFrame(() => setTimeout(resolve));
+  };
+  // Shadow roots are watched too: the footer link is inside one.
+  const watch = (node) => obs.observe(node, { childList: true, subtree: true });
+  const obs = new MutationObserver((records) => {
+    for (const r of records) for (const n of r.addedNodes) if (n.shadowRoot) watch(n.shadowRoot);
+    check();
+  });
+  watch(document);
+  addEventListener("load", check);
+});`;
+
+/**
+ * One load of `side`'s blank page in a fresh browser context (so a fresh
+ * renderer, cold HTTP and code caches on both sides). The page comes from
+ * `page.route` on the broker's origin; our files from the broker; the
+ * anchor's bundle from tests/bench; every other request is aborted and
+ * counted, so nothing leaves the machine.
+ *
+ * Method (the same for every side): Chromium's Performance domain over CDP,
+ * `Performance.getMetrics` on the fresh page before navigation, and again
+ * once `done` holds and a frame has been rendered after it. The main-thread
+ * cost is the difference in TaskDuration: every task on the renderer's main
+ * thread, so script compile and evaluation, promise jobs (where our wasm is
+ * instantiated and the widget starts), HTML parsing, style, layout, paint
+ * and GC. ScriptDuration alone would flatter us: it counts synchronous
+ * script and callbacks but not promise jobs (checked: 50 ms of work in a
+ * `.then` adds 50 ms of TaskDuration and none of ScriptDuration), and our
+ * start-up runs in promise jobs while the anchor's runs synchronously. It
+ * is kept in the JSON as `script_sync_ms`, next to style + layout. The JS
+ * heap added is the difference in JSHeapUsedSize. The page itself costs
+ * something on every side; the blank page's loads measure it.
+ */
+async function loadOnce(browser, broker, side, anchorJs, { onResponse, initScript } = {}) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  let blocked = 0;
+  await page.route("**/*", (route) => {
+    const url = new URL(route.request().url());
+    if (url.origin === broker.url && url.pathname === "/bench/page.html") {
+      return route.fulfill({ contentType: "text/html; charset=utf-8", body: SIDES[side].html });
+    }
+    if (side === "anchor" && url.origin === broker.url && url.pathname === "/bench/CobrowseIO.js") {
+      return route.fulfill({ contentType: "text/javascript; charset=utf-8", body: anchorJs });
+    }
+    if (side === "ours" && url.origin === broker.url) return route.continue();
+    blocked++;
+    return route.abort();
+  });
+  if (onResponse) page.on("response", onResponse);
+  await page.addInitScript(doneWatcher(SIDES[side].done));
+  if (initScript) await page.addInitScript(initScript);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("Performance.enable");
+  const metrics = async () => Object.fromEntries((await cdp.send("Performance.getMetrics")).metrics.map((m) => [m.name, m.value]));
+  const before = await metrics();
+  await page.goto(broker.url + "/bench/page.html", { waitUntil: "commit" });
+  // A page that never gets there (say, the widget failed to start) is an
+  // error, not a hang.
+  let timer;
+  const stuck = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${side}: the page was not ready after 30 s`)), 30_000);
+  });
+  const done = await Promise.race([
+    stuck,
+    cdp.send("Runtime.evaluate", {
+      expression: `window.__benchDone.then(() => ({
+        resources: performance.getEntriesByType("resource").map((e) => e.name),
+        wasmMemory: (window.__benchWasmMemories ?? []).reduce((n, m) => n + m.buffer.byteLength, 0),
+      }))`,
+      awaitPromise: true,
+      returnByValue: true,
+    }),
+  ]).finally(() => clearTimeout(timer));
+  if (done.exceptionDetails) throw new Error(`${side}: ${done.exceptionDetails.exception?.description ?? done.exceptionDetails.text}`);
+  const after = await metrics();
+  await context.close();
+  const d = (k) => (after[k] - before[k]) * 1000;
+  return {
+    main_ms: d("TaskDuration"),
+    script_sync_ms: d("ScriptDuration"),
+    style_layout_ms: d("RecalcStyleDuration") + d("LayoutDuration"),
+    heap_bytes: after.JSHeapUsedSize - before.JSHeapUsedSize,
+    ...done.result.value,
+    blocked,
+  };
+}
+
+/**
+ * For the weight run only (never a timed one): keeps every wasm memory the
+ * page instantiates, so its size can be reported next to the JS heap, which
+ * does not include it.
+ */
+const wasmMemoryProbe = `(() => {
+  window.__benchWasmMemories = [];
+  const keep = (result) => {
+    for (const v of Object.values((result.instance ?? result).exports)) {
+      if (v instanceof WebAssembly.Memory) window.__benchWasmMemories.push(v);
+    }
+    return result;
+  };
+  const [streaming, instantiate] = [WebAssembly.instantiateStreaming, WebAssembly.instantiate];
+  WebAssembly.instantiateStreaming = (...args) => streaming.apply(WebAssembly, args).then(keep);
+  WebAssembly.instantiate = (...args) => instantiate.apply(WebAssembly, args).then(keep);
+})();`;
+
+/**
+ * Weight on the host page, found empirically: every response to a request
+ * our blank page's script tag made before the footer link was in the DOM
+ * (the page's Resource Timing entries at that moment), with the bytes the
+ * broker sent; next to the anchor's script-tag bundle.
+ */
+async function weight(browser, broker, anchorJs) {
+  const bodies = new Map();
+  const loaded = await loadOnce(browser, broker, "ours", anchorJs, {
+    onResponse: (r) => bodies.set(r.url(), r.body().catch(() => null)),
+    initScript: wasmMemoryProbe,
+  });
+  const files = [];
+  for (const url of loaded.resources) {
+    const body = await bodies.get(url);
+    if (!body) throw new Error(`no body recorded for ${url}`);
+    files.push({ path: new URL(url).pathname, raw: body.length, gzip: gzipSync(body, { level: 9 }).length });
+  }
+  const sum = (k) => files.reduce((n, f) => n + f[k], 0);
+  const ours = { files, raw: sum("raw"), gzip: sum("gzip"), wasm_memory_bytes: loaded.wasmMemory };
+  const anchor = {
+    file: "cobrowse-sdk-js/" + path.relative(path.join(ROOT, "tests/bench/node_modules/cobrowse-sdk-js"), ANCHOR),
+    version: JSON.parse(readFileSync(path.join(ROOT, "tests/bench/node_modules/cobrowse-sdk-js/package.json"), "utf8")).version,
+    raw: anchorJs.length,
+    gzip: gzipSync(anchorJs, { level: 9 }).length,
+  };
+  return { ours, anchor, ratio_gzip: ours.gzip / anchor.gzip, ratio_raw: ours.raw / anchor.raw };
+}
+
+/**
+ * Main-thread cost at page load: rounds of ours, the anchor's, the blank
+ * page, in that order, each load in a fresh context (see `loadOnce`).
+ * Ratios are taken per round (ours / anchor's in the same round), then
+ * their median.
+ */
+async function pageLoad(browser, broker, anchorJs) {
+  const runs = { ours: [], anchor: [], blank: [] };
+  for (let round = 0; round < LOAD_ROUNDS + LOAD_WARMUPS; round++) {
+    for (const side of ["ours", "anchor", "blank"]) {
+      const r = await loadOnce(browser, broker, side, anchorJs);
+      if (round >= LOAD_WARMUPS) runs[side].push(r);
+    }
+  }
+  const figures = ["main_ms", "script_sync_ms", "style_layout_ms", "heap_bytes"];
+  const summary = (list) => Object.fromEntries(figures.map((f) => [f, spread(list.map((r) => r[f]))]));
+  const ratio = Object.fromEntries(figures.map((f) => [f, spread(runs.ours.map((r, i) => r[f] / runs.anchor[i][f])).p50]));
+  // What each script adds to the page alone: medians minus the blank
+  // page's (per-round differences would be noisier than the figures).
+  const [ours, anchor, blank] = [summary(runs.ours), summary(runs.anchor), summary(runs.blank)];
+  const net = Object.fromEntries(
+    figures.map((f) => {
+      const [o, a] = [ours[f].p50 - blank[f].p50, anchor[f].p50 - blank[f].p50];
+      return [f, { ours: o, anchor: a, ratio: o / a }];
+    }),
+  );
+  return {
+    rounds: LOAD_ROUNDS,
+    warmup_rounds: LOAD_WARMUPS,
+    method: "CDP Performance.getMetrics on the fresh page before navigation vs after the condition + one rendered frame; fresh browser context per load (cold caches on every side); main_ms = TaskDuration (all main-thread tasks, promise jobs included), script_sync_ms = ScriptDuration (misses promise jobs), heap_bytes = JSHeapUsedSize",
+    ours,
+    anchor,
+    blank,
+    ratio_ours_to_anchor: ratio,
+    net_of_blank_median: net,
+    requests_blocked: { ours: runs.ours.reduce((n, r) => n + r.blocked, 0), anchor: runs.anchor.reduce((n, r) => n + r.blocked, 0) },
+  };
+}
 
 /**
  * Co-browsing on the demo shop: bytes of the snapshot, bytes per second of
@@ -168,20 +455,79 @@ async function throughput(broker) {
   };
 }
 
+/** Rows of fixed-width columns, the first left-aligned, the others right. */
+function table(rows) {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
+  for (const [i, row] of rows.entries()) {
+    console.log("  " + row.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join("   "));
+    if (i === 0) console.log("  " + widths.map((w) => "-".repeat(w)).join("   "));
+  }
+}
+
+if (!existsSync(ANCHOR)) {
+  console.error(`The anchor is missing: ${ANCHOR}\nRun \`cargo xtask bench\` (it installs it), or \`npm ci\` in tests/bench.`);
+  process.exit(1);
+}
+const anchorJs = readFileSync(ANCHOR);
 const broker = await Broker.start({ env: { RUST_LOG: "warn" } });
 try {
+  const browser = await launch();
+  const chromiumVersion = browser.version();
+  const size = await weight(browser, broker, anchorJs);
+  const loads = await pageLoad(browser, broker, anchorJs);
+  await browser.close();
   const click = await clickToCode(broker);
   const mirror = await cobrowse(broker);
   const load = await throughput(broker);
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model?.trim() ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`;
+
+  const x = (r) => `${r.toFixed(2)}×`;
+  const both = (f, unit) => [unit(loads.ours[f].p50), unit(loads.anchor[f].p50), unit(loads.blank[f].p50), x(loads.ratio_ours_to_anchor[f])];
+  const p95 = (f, unit) => [unit(loads.ours[f].p95), unit(loads.anchor[f].p95), unit(loads.blank[f].p95), ""];
+  const net = (f, unit) => {
+    const n = loads.net_of_blank_median[f];
+    return [unit(n.ours), unit(n.anchor), "", x(n.ratio)];
+  };
+  const mb = (bytes) => `${(bytes / 1e6).toFixed(2)} MB`;
   console.log("");
-  console.log(`Click → code visible (headless Chromium, local release broker, ${click.runs} runs): p50 ${ms(click.p50_ms)}, p95 ${ms(click.p95_ms)}`);
-  console.log(`Co-browsing the demo shop: snapshot ${(mirror.snapshot_bytes / 1000).toFixed(1)} KB, typical activity ${(mirror.activity_bytes_per_sec / 1000).toFixed(2)} KB/s (${mirror.activity_secs.toFixed(0)} s), change → visible in the agent's console p50 ${ms(mirror.change_to_visible.p50_ms)}, p95 ${ms(mirror.change_to_visible.p95_ms)} (${mirror.change_to_visible.runs} runs)`);
+  console.log(`Browser figures (headless Chromium ${chromiumVersion}, local release broker; anchor: cobrowse-sdk-js ${size.anchor.version} ${path.basename(ANCHOR)})`);
+  table([
+    ["figure", "ours", "anchor", "blank page", "ours/anchor"],
+    [`weight on the host page, gzip -9 (${size.ours.files.map((f) => path.basename(f.path)).join(" + ")})`, kb(size.ours.gzip), kb(size.anchor.gzip), "", x(size.ratio_gzip)],
+    ["weight on the host page, raw", kb(size.ours.raw), kb(size.anchor.raw), "", x(size.ratio_raw)],
+    [`main thread at load (all tasks), median (${loads.rounds} loads each)`, ...both("main_ms", ms)],
+    ["main thread at load (all tasks), p95", ...p95("main_ms", ms)],
+    ["main thread at load (all tasks), median net of the blank page", ...net("main_ms", ms)],
+    ["  of which style + layout, median", ...both("style_layout_ms", ms)],
+    ["JS heap added at load, median", ...both("heap_bytes", mb)],
+    ["JS heap added at load, p95", ...p95("heap_bytes", mb)],
+    ["JS heap added at load, median net of the blank page", ...net("heap_bytes", mb)],
+    ["wasm linear memory at load (not in the JS heap)", mb(size.ours.wasm_memory_bytes), "none", "", ""],
+    [`click → code visible, p50 / p95 (${click.runs} clicks)`, `${ms(click.p50_ms)} / ${ms(click.p95_ms)}`, "", "", ""],
+    ["  of which the broker (Server-Timing), p50 / p95", `${ms(click.broker_ms.p50)} / ${ms(click.broker_ms.p95)}`, "", "", ""],
+    ["  the rest (network, browser, widget), p50 / p95", `${ms(click.rest_ms.p50)} / ${ms(click.rest_ms.p95)}`, "", "", ""],
+    ...[
+      ["widget before the request", "widget_before_request"],
+      ["request outside the broker", "request_outside_broker"],
+      ["widget after the answer", "widget_after_answer"],
+      ["to the next frame", "to_next_frame"],
+    ].map(([label, k]) => [`    rest: ${label}, p50 / p95`, `${ms(click.rest_split_ms[k].p50)} / ${ms(click.rest_split_ms[k].p95)}`, "", "", ""]),
+    ["co-browsing: snapshot of the demo shop", kb(mirror.snapshot_bytes), "", "", ""],
+    [`co-browsing: typical activity (${mirror.activity_secs.toFixed(0)} s)`, `${(mirror.activity_bytes_per_sec / 1000).toFixed(2)} KB/s`, "", "", ""],
+    [`co-browsing: change → visible to the agent, p50 / p95 (${mirror.change_to_visible.runs} runs)`, `${ms(mirror.change_to_visible.p50_ms)} / ${ms(mirror.change_to_visible.p95_ms)}`, "", "", ""],
+  ]);
+  console.log("  (main thread: TaskDuration deltas from CDP Performance.getMetrics, fresh context per load, rounds of ours, anchor, blank page;");
+  console.log("   ours/anchor is the median of the per-round ratios, except on the \"net\" rows: the ratio of medians minus the blank page's)");
+  if (loads.requests_blocked.anchor > 0) console.log(`  (the anchor tried ${loads.requests_blocked.anchor} requests, all aborted)`);
   console.log(`Broker POST /v1/codes (SQLite, ${load.requests} requests, ${load.concurrency} concurrent, Node fetch client): ${Math.round(load.codes_per_sec)} codes/s, p50 ${ms(load.p50_ms)}, p99 ${ms(load.p99_ms)}, errors ${load.errors}`);
   console.log(`Machine: ${machine}`);
+
+  const at = new Date().toISOString();
+  const browserFigures = { machine, chromium: chromiumVersion, at, weight: size, page_load: loads, click, mirror };
   const out = path.join(ROOT, "target/bench");
   mkdirSync(out, { recursive: true });
-  writeFileSync(path.join(out, "latest.json"), JSON.stringify({ machine, click, mirror, load, at: new Date().toISOString() }, null, 2));
+  writeFileSync(path.join(out, "browser.json"), JSON.stringify(browserFigures, null, 2));
+  writeFileSync(path.join(out, "latest.json"), JSON.stringify({ ...browserFigures, load }, null, 2));
   if (load.errors > 0) process.exitCode = 1;
 } finally {
   await broker.stop();

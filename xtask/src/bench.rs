@@ -1,6 +1,10 @@
-//! `cargo xtask bench`: size of everything the script tag loads, click → code
-//! visible in headless Chromium, and broker codes issued per second.
+//! `cargo xtask bench`: size of everything the script tag loads, the
+//! broker's figures (`bench/broker.rs`: throughput at a fixed load, raw
+//! store rate, code allocation as the space fills, memory per live code),
+//! and click → code visible in headless Chromium (`tests/e2e/bench.mjs`).
 //! Timings live here, never in tests.
+
+mod broker;
 
 use crate::{build, cargo, exec, root, step, tools, Result};
 use flate2::{write::GzEncoder, Compression};
@@ -8,15 +12,24 @@ use std::io::Write;
 use std::process::Command;
 
 pub fn run(args: &[String]) -> Result {
-    if !args.is_empty() {
-        return Err("usage: cargo xtask bench".into());
+    // `cargo xtask bench broker` runs the broker's part alone (no browser).
+    let broker_only = match args {
+        [] => false,
+        [part] if part == "broker" => true,
+        _ => return Err("usage: cargo xtask bench [broker]".into()),
+    };
+    if broker_only {
+        broker::ensure_oha()?;
+        build_broker()?;
+        return broker::run();
     }
     tools::ensure_build_tools()?;
     tools::ensure_test_tools()?;
+    // The bench-only installs: the anchor SDK from npm, and the load generator.
+    tools::ensure_bench_deps()?;
+    broker::ensure_oha()?;
     build::run()?;
-    step("building the broker (release)", || {
-        exec(cargo().args(["build", "--quiet", "--release", "-p", "agent-assist-broker"]))
-    })?;
+    build_broker()?;
 
     println!();
     println!("Script-tag payload (everything the script tag loads; CSS is inside the wasm):");
@@ -39,6 +52,8 @@ pub fn run(args: &[String]) -> Result {
     );
     println!();
 
+    broker::run()?;
+
     step(
         "click → code visible and broker throughput (Node + Playwright)",
         || {
@@ -54,6 +69,23 @@ pub fn run(args: &[String]) -> Result {
             )
         },
     )
+}
+
+/// The release broker, and the store bench example built the same way.
+fn build_broker() -> Result {
+    step("building the broker and its store bench (release)", || {
+        exec(cargo().args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "agent-assist-broker",
+            "--bin",
+            "agent-assist-broker",
+            "--example",
+            "store_bench",
+        ]))
+    })
 }
 
 /// Bytes after gzip at the highest level, as a CDN would serve them.

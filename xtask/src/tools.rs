@@ -27,6 +27,16 @@ pub fn ensure_test_tools() -> Result {
     Ok(())
 }
 
+/// The bench's own npm packages: `cobrowse-sdk-js`, the anchor whose
+/// script-tag bundle the bench weighs and loads next to ours. Kept out of
+/// the end-to-end suite so tests never install it.
+pub fn ensure_bench_deps() -> Result {
+    ensure_npm_deps(
+        &root().join("tests/bench"),
+        "the bench's anchor (cobrowse-sdk-js)",
+    )
+}
+
 fn ensure_wasm_target() -> Result {
     let installed =
         output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();

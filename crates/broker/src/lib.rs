@@ -42,7 +42,8 @@
 //! - [`clock`]: wall-clock time and sleeping, replaceable in tests.
 //! - [`telemetry`]: logging to stderr.
 //!
-//! [`app`] builds the router for an [`AppState`]; [`run`] serves it on a
+//! [`app`] builds the router for an [`AppState`] (every API answer carries a
+//! `Server-Timing` header, see [`server_timing`]); [`run`] serves it on a
 //! listener until a shutdown future completes. The binary (`main.rs`) only
 //! parses the command line, sets up logging and calls [`run`] (or
 //! [`admin::agents`]).
@@ -69,11 +70,14 @@ pub mod timers;
 
 use std::future::Future;
 use std::path::Path;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::HandlerWithoutStateExt;
-use axum::http::{Method, Request};
+use axum::http::{HeaderName, HeaderValue, Method, Request};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tower_http::services::ServeDir;
@@ -106,7 +110,32 @@ pub fn app(state: AppState) -> Router {
                 .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        // Outermost, so the time covers every other layer too.
+        .layer(middleware::from_fn(server_timing))
         .with_state(state)
+}
+
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
+/// Adds `Server-Timing: app;dur=<ms>` to every API answer (`/v1/…`): the
+/// time from the request's arrival to the answer's headers, in milliseconds
+/// with two decimals. The bench reads it in the browser (Resource Timing's
+/// `serverTiming`) to tell the broker's share of click → code visible from
+/// the network's and the widget's. Same-origin pages see it as is; no
+/// `Timing-Allow-Origin` is sent, so other origins see nothing. For event
+/// streams and mirror sockets it is the time to the stream's start.
+pub async fn server_timing(req: Request<Body>, next: Next) -> Response {
+    if !req.uri().path().starts_with("/v1/") {
+        return next.run(req).await;
+    }
+    let start = Instant::now();
+    let mut response = next.run(req).await;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    // The header value's bytes are the formatted string itself (no copy).
+    if let Ok(value) = HeaderValue::try_from(format!("app;dur={ms:.2}")) {
+        response.headers_mut().insert(SERVER_TIMING, value);
+    }
+    response
 }
 
 /// The span every request's log lines are in: method and path only. Never
@@ -207,5 +236,40 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         if tokio::signal::ctrl_c().await.is_ok() {
             tracing::info!("Ctrl-C received, shutting down");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+
+    use super::*;
+
+    /// The bench reads the broker's share of click → code visible from this
+    /// header; static files (the SDK bundle, pages) do not carry it.
+    #[tokio::test]
+    async fn api_answers_carry_server_timing_and_static_files_do_not() {
+        let app = Router::new()
+            .route("/v1/codes", get(|| async { "code" }))
+            .route("/sdk/agent-assist.js", get(|| async { "js" }))
+            .layer(middleware::from_fn(server_timing));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let api = reqwest::get(format!("{url}/v1/codes")).await.unwrap();
+        let timing = api.headers()["server-timing"].to_str().unwrap();
+        let ms = timing.strip_prefix("app;dur=").unwrap();
+        assert_eq!(
+            ms.split_once('.').map(|(_, d)| d.len()),
+            Some(2),
+            "{timing}"
+        );
+        assert!(ms.parse::<f64>().unwrap() >= 0.0, "{timing}");
+
+        let js = reqwest::get(format!("{url}/sdk/agent-assist.js"))
+            .await
+            .unwrap();
+        assert!(js.headers().get("server-timing").is_none());
     }
 }

@@ -1,0 +1,687 @@
+//! The broker's figures: throughput at a fixed offered load, the raw store
+//! rate beside it, code allocation as the space fills, and memory per live
+//! code. Prints one table and writes `target/bench/broker.json`.
+//!
+//! The load generator is `oha` (crates.io), not Debian's `wrk`: `wrk` is a
+//! closed loop (each connection sends its next request when the last one
+//! is answered), so it cannot hold an offered load fixed, and a slow answer
+//! silently lowers the load instead of showing in the latency. `oha -q N
+//! --latency-correction` sends N requests a second whatever the broker does
+//! and times each from when it was due, so queueing shows up in p99. It is
+//! pinned at 1.4.1: from 1.4.2 on it needs `aws-lc-rs`, and the newest
+//! (1.16) takes ~9.5 minutes to build on this 2-core machine against ~3
+//! for 1.4.1, which has everything used here (`-q`, `--latency-correction`,
+//! `-z`, JSON output).
+//!
+//! Everything runs on loopback on this machine: the load generator shares
+//! the two cores with the broker, as a co-located client would.
+
+use crate::{cargo, describe, exec, output, root, step, Result};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+/// The `oha` release the bench parses the JSON of.
+const OHA_VERSION: &str = "1.4.1";
+
+/// Fixed offered loads, requests per second, each held for [`LOAD_SECS`].
+const RATES: [u32; 2] = [2_000, 5_000];
+const LOAD_SECS: u32 = 10;
+/// Connections for the fixed loads: enough that 5,000/s never waits for a
+/// free connection unless answers take over 12 ms.
+const FIXED_CONNECTIONS: u32 = 64;
+/// Connections for the closed-loop maximum (as `wrk -c 64` would use).
+const MAX_CONNECTIONS: u32 = 64;
+/// Live codes made through the API for the memory figure.
+const MEMORY_CODES: u32 = 100_000;
+
+/// Budgets from issue 6.
+const BUDGET_RATE: f64 = 5_000.0;
+const BUDGET_P99_MS: f64 = 20.0;
+const BUDGET_RAW_SHARE: f64 = 0.5;
+const BUDGET_ALLOC_P99_US: f64 = 1_000.0;
+const BUDGET_BYTES_PER_CODE: f64 = 1_024.0;
+
+/// `oha` at [`OHA_VERSION`], installed with cargo if missing.
+pub fn ensure_oha() -> Result {
+    if oha_version().as_deref() == Some(OHA_VERSION) {
+        return Ok(());
+    }
+    step(
+        &format!("installing oha {OHA_VERSION}, the HTTP load generator (about 3 minutes, once)"),
+        || {
+            exec(cargo().args([
+                "install",
+                "oha",
+                "--version",
+                OHA_VERSION,
+                "--locked",
+                "--force",
+            ]))
+        },
+    )
+}
+
+fn oha_version() -> Option<String> {
+    let out = output(Command::new(oha()).arg("--version"))?;
+    out.split_whitespace().nth(1).map(str::to_owned)
+}
+
+/// `oha` from `PATH`, else from cargo's own bin folder (where `cargo install`
+/// puts it, which a fresh shell may not have on `PATH` yet).
+fn oha() -> PathBuf {
+    if output(Command::new("oha").arg("--version")).is_some() {
+        return PathBuf::from("oha");
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .unwrap_or_default();
+    cargo_home.join("bin/oha")
+}
+
+/// Runs every broker measurement, prints the table and writes the JSON.
+pub fn run() -> Result {
+    let work = root().join("target/bench/broker-run");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+
+    let store = step(
+        "raw SQLite insert rate and the store's code transaction",
+        || store_bench(&work, &["store-rate", &path_arg(&work.join("store")), "3"]),
+    )?;
+    let space = step(
+        "code allocation as the space fills (bulk fill to 1,000,000 codes)",
+        || {
+            store_bench(
+                &work,
+                &["code-space", &path_arg(&work.join("space")), "1000", "200"],
+            )
+        },
+    )?;
+    let http = step(
+        "broker over HTTP with oha: memory, fixed offered loads, maximum",
+        || http(&work),
+    )?;
+    // The databases are hundreds of megabytes; the logs stay for reading.
+    for dir in ["store", "space", "http"] {
+        for entry in std::fs::read_dir(work.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().contains(".sqlite3") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    let report = report(store, space, http);
+    print_table(&report);
+    let out = root().join("target/bench/broker.json");
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&out, text + "\n").map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("  (written to target/bench/broker.json)");
+    println!();
+    Ok(())
+}
+
+fn path_arg(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Runs the store bench example (built with the release broker) and reads
+/// the JSON it prints; its stderr (the broker's log) goes to a file.
+fn store_bench(work: &Path, args: &[&str]) -> Result<Value> {
+    let log_path = work.join(format!("store_bench-{}.log", args[0]));
+    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(root().join("target/release/examples/store_bench"));
+    cmd.args(args).stderr(log);
+    let out = cmd
+        .output()
+        .map_err(|e| format!("could not start {}: {e}", describe(&cmd)))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed ({}); see {}",
+            describe(&cmd),
+            out.status,
+            log_path.display()
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("store_bench printed no JSON: {e}"))
+}
+
+/// A release broker on a free loopback port with its own SQLite file.
+struct Broker {
+    child: Child,
+    url: String,
+    // Held so the broker's stdout stays open for as long as it runs.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Broker {
+    fn start(dir: &Path, sites: &[&str]) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let config = dir.join("sites.toml");
+        std::fs::write(&config, sites_toml(sites)).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.join("broker.log")).map_err(|e| e.to_string())?;
+        let mut child = Command::new(root().join("target/release/agent-assist-broker"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--db")
+            .arg(dir.join("broker.sqlite3"))
+            // Port 0: the broker picks a free one and prints it.
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("could not start the broker: {e}"))?;
+        let mut stdout = BufReader::new(child.stdout.take().ok_or("no broker stdout")?);
+        let mut line = String::new();
+        let _ = stdout.read_line(&mut line);
+        let Some(url) = line
+            .trim()
+            .strip_prefix("agent-assist-broker listening on ")
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "the broker did not start; see {}",
+                dir.join("broker.log").display()
+            ));
+        };
+        Ok(Self {
+            url: url.to_owned(),
+            child,
+            _stdout: stdout,
+        })
+    }
+
+    /// Resident memory now, in bytes (`VmRSS` of `/proc/<pid>/status`).
+    fn rss(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .map_err(|e| format!("reading the broker's /proc status: {e}"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|kb| kb.trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .ok_or_else(|| "no VmRSS line in the broker's /proc status".into())
+    }
+
+    /// Stops the broker with SIGTERM (it shuts down gracefully) and waits.
+    fn stop(mut self) -> Result {
+        let pid = self.child.id().to_string();
+        exec(Command::new("kill").args(["-TERM", &pid]))?;
+        self.child.wait().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        // Only if `stop` was not reached (an error on the way): the broker
+        // must not outlive the bench.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sites with every limit that could get in the way opened wide: the
+/// longest code lifetime (nothing expires during the run) and visitor mode
+/// (no identity required).
+fn sites_toml(keys: &[&str]) -> String {
+    let mut s = String::from("# Written by `cargo xtask bench`.\n");
+    for key in keys {
+        s.push_str(&format!(
+            "[[site]]\nkey = \"{key}\"\nname = \"Bench {key}\"\n\
+             allowed_origins = [\"http://127.0.0.1\"]\ncode_lifetime_secs = 86400\n\n"
+        ));
+    }
+    s
+}
+
+/// How long `oha` sends, and at what pace.
+enum Load {
+    /// A fixed number of requests, closed loop.
+    Count(u32, u32),
+    /// Closed loop for `secs` on `connections`.
+    Closed { secs: u32, connections: u32 },
+    /// `rate` requests a second for `secs`, timed from when each was due.
+    Fixed { rate: u32, secs: u32 },
+}
+
+/// `POST /v1/codes` for `site` under `load`; `oha`'s JSON summary.
+fn oha_codes(broker: &Broker, site: &str, load: Load) -> Result<Value> {
+    let mut cmd = Command::new(oha());
+    cmd.args(["--no-tui", "--json", "-m", "POST"])
+        .args(["-T", "application/json"])
+        .args(["-d", &format!(r#"{{"site_key":"{site}"}}"#)]);
+    match load {
+        Load::Count(n, c) => cmd.args(["-n", &n.to_string(), "-c", &c.to_string()]),
+        Load::Closed { secs, connections } => {
+            cmd.args(["-z", &format!("{secs}s"), "-c", &connections.to_string()])
+        }
+        Load::Fixed { rate, secs } => cmd
+            .args(["-z", &format!("{secs}s"), "-q", &rate.to_string()])
+            .args(["-c", &FIXED_CONNECTIONS.to_string(), "--latency-correction"]),
+    };
+    cmd.arg(format!("{}/v1/codes", broker.url));
+    let out = cmd
+        .output()
+        .map_err(|e| format!("could not start {}: {e}", describe(&cmd)))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed ({}): {}",
+            describe(&cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("oha printed no JSON ({e}); is it version {OHA_VERSION}?"))?;
+    Ok(summarise(&report))
+}
+
+/// `oha`'s error for a request cut off by the end of a `-z` run.
+const DEADLINE_ERROR: &str = "aborted due to deadline";
+
+/// What the table needs from one `oha` report.
+fn summarise(report: &Value) -> Value {
+    let num = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let secs = num(&report["summary"]["total"]);
+    let statuses = report["statusCodeDistribution"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let created = statuses.get("201").map_or(0.0, num);
+    let other_status: f64 = statuses
+        .iter()
+        .filter(|(code, _)| code.as_str() != "201")
+        // A fold from +0.0: an empty float `sum` is -0.0, printed "-0".
+        .fold(0.0, |sum, (_, n)| sum + num(n));
+    // Requests still in flight when a timed run ends are cut off and
+    // reported as this error; they are the run's edge, not the broker's.
+    let errors = report["errorDistribution"].as_object();
+    let cut_off = errors.and_then(|m| m.get(DEADLINE_ERROR)).map_or(0.0, num);
+    let failed: f64 = errors
+        .into_iter()
+        .flatten()
+        .filter(|(e, _)| e.as_str() != DEADLINE_ERROR)
+        .fold(0.0, |sum, (_, n)| sum + num(n));
+    let ms = |p: &str| num(&report["latencyPercentiles"][p]) * 1000.0;
+    json!({
+        "created": created,
+        "errors": other_status + failed,
+        "cut_off_at_end": cut_off,
+        "secs": secs,
+        "codes_per_sec": if secs > 0.0 { created / secs } else { 0.0 },
+        "p50_ms": ms("p50"),
+        "p99_ms": ms("p99"),
+        "max_ms": num(&report["summary"]["slowest"]) * 1000.0,
+    })
+}
+
+fn http(work: &Path) -> Result<Value> {
+    let mut sites = vec!["warm", "memory", "max"];
+    let rate_sites: Vec<String> = RATES.iter().map(|r| format!("rate-{r}")).collect();
+    sites.extend(rate_sites.iter().map(String::as_str));
+    let broker = Broker::start(&work.join("http"), &sites)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_start = broker.rss()?;
+
+    // Memory first, on a fresh broker: idle after a short warm-up (thread
+    // pools, statement cache, allocator arenas are there in any serving
+    // broker), then with 100,000 live codes made through the API.
+    oha_codes(&broker, "warm", Load::Count(2_000, 16))?;
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_idle = broker.rss()?;
+    let filled = oha_codes(&broker, "memory", Load::Count(MEMORY_CODES, 16))?;
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_filled = broker.rss()?;
+    let live = filled["created"].as_f64().unwrap_or(0.0);
+
+    // Each load has a site of its own, so no run's codes crowd another's
+    // code space (each stays under 10 % full).
+    oha_codes(
+        &broker,
+        "warm",
+        Load::Closed {
+            secs: 3,
+            connections: MAX_CONNECTIONS,
+        },
+    )?;
+    let mut fixed = Vec::new();
+    for (rate, site) in RATES.iter().zip(&rate_sites) {
+        let mut figures = oha_codes(
+            &broker,
+            site,
+            Load::Fixed {
+                rate: *rate,
+                secs: LOAD_SECS,
+            },
+        )?;
+        figures["offered_per_sec"] = json!(rate);
+        fixed.push(figures);
+    }
+    let max = oha_codes(
+        &broker,
+        "max",
+        Load::Closed {
+            secs: LOAD_SECS,
+            connections: MAX_CONNECTIONS,
+        },
+    )?;
+    let rss_end = broker.rss()?;
+    broker.stop()?;
+
+    Ok(json!({
+        "fixed": fixed,
+        "max": max,
+        "max_connections": MAX_CONNECTIONS,
+        "fixed_connections": FIXED_CONNECTIONS,
+        "memory": {
+            "rss_start_bytes": rss_start,
+            "rss_idle_bytes": rss_idle,
+            "rss_with_codes_bytes": rss_filled,
+            "rss_end_bytes": rss_end,
+            "live_codes": live,
+            "errors": filled["errors"],
+            "bytes_per_code": (rss_filled as f64 - rss_idle as f64) / live.max(1.0),
+        },
+    }))
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown", |(_, m)| m.trim());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    json!({
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "memory_gib": (mem_kb as f64 / 1_048_576.0).round(),
+        "kernel": output(Command::new("uname").arg("-r")).unwrap_or_default().trim(),
+    })
+}
+
+/// Everything measured, each budget's figure next to it with a verdict.
+fn report(store: Value, space: Value, http: Value) -> Value {
+    let num = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let raw = num(&store["raw_inserts_per_sec"]);
+    let max = num(&http["max"]["codes_per_sec"]);
+    // The broker's capacity (closed loop) against the store's: a fixed load
+    // below capacity would understate the share.
+    let share = if raw > 0.0 { max / raw } else { 0.0 };
+    let at_budget = http["fixed"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| num(&f["offered_per_sec"]) >= BUDGET_RATE))
+        .cloned()
+        .unwrap_or(Value::Null);
+    // "≥ 5,000 codes/s at p99 ≤ 20 ms": at 5,000/s offered, 99 % or more of
+    // it answered with a code (the window's edges cost a little), none
+    // failed, and p99 within budget.
+    let served = num(&at_budget["codes_per_sec"]);
+    let rate_ok = served >= 0.99 * BUDGET_RATE && num(&at_budget["errors"]) == 0.0;
+    let p99_ok = num(&at_budget["p99_ms"]) <= BUDGET_P99_MS;
+    let alloc_90 = space["levels"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| num(&l["occupancy"]) == 0.90))
+        .cloned()
+        .unwrap_or(Value::Null);
+    // Every request at 90 %, the 0.1 % refused after all their tries
+    // included: that is what a visitor waits.
+    let alloc_ok =
+        num(&alloc_90["all"]["p99_us"]) <= BUDGET_ALLOC_P99_US && num(&alloc_90["other"]) == 0.0;
+    let per_code = num(&http["memory"]["bytes_per_code"]);
+    json!({
+        "machine": machine(),
+        "load_generator": format!("oha {OHA_VERSION}"),
+        "store": store,
+        "http": http,
+        "code_space": space,
+        "budgets": {
+            "codes_per_sec_at_5000": { "value": served, "budget": BUDGET_RATE, "ok": rate_ok },
+            "p99_ms_at_5000": { "value": at_budget["p99_ms"], "budget": BUDGET_P99_MS, "ok": p99_ok },
+            "share_of_raw_store_rate": { "value": share, "budget": BUDGET_RAW_SHARE, "ok": share >= BUDGET_RAW_SHARE },
+            "allocation_p99_us_at_90pct": { "value": alloc_90["all"]["p99_us"], "budget": BUDGET_ALLOC_P99_US, "ok": alloc_ok },
+            "bytes_per_live_code": { "value": per_code, "budget": BUDGET_BYTES_PER_CODE, "ok": per_code <= BUDGET_BYTES_PER_CODE },
+        },
+    })
+}
+
+/// `12,345` for 12345.4.
+fn grouped(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn print_table(r: &Value) {
+    let num = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let verdict = |b: &Value| {
+        if b["ok"].as_bool() == Some(true) {
+            "✓"
+        } else {
+            "✗"
+        }
+    };
+    let row = |what: &str, value: String, budget: &str, mark: &str| {
+        println!("  {what:<44} {value:>18}   {budget:<12} {mark}");
+    };
+    let b = &r["budgets"];
+    let m = &r["machine"];
+    println!();
+    println!(
+        "Broker (release build, SQLite store, loopback; {} cores, {}; load generator {}):",
+        m["cores"],
+        m["cpu"].as_str().unwrap_or("?"),
+        r["load_generator"].as_str().unwrap_or("?")
+    );
+    row("figure", "measured".into(), "budget", "");
+    for f in r["http"]["fixed"].as_array().into_iter().flatten() {
+        let offered = num(&f["offered_per_sec"]);
+        let is_budget = offered >= BUDGET_RATE;
+        row(
+            &format!("codes/s at {}/s offered ({LOAD_SECS} s)", grouped(offered)),
+            grouped(num(&f["codes_per_sec"])),
+            if is_budget { "≥ 5,000" } else { "" },
+            if is_budget {
+                verdict(&b["codes_per_sec_at_5000"])
+            } else {
+                ""
+            },
+        );
+        row(
+            "  p50 / p99 latency",
+            format!("{:.1} / {:.1} ms", num(&f["p50_ms"]), num(&f["p99_ms"])),
+            if is_budget { "p99 ≤ 20 ms" } else { "" },
+            if is_budget {
+                verdict(&b["p99_ms_at_5000"])
+            } else {
+                ""
+            },
+        );
+        row("  errors", grouped(num(&f["errors"])), "", "");
+    }
+    let max = &r["http"]["max"];
+    row(
+        &format!("max codes/s (closed loop, {MAX_CONNECTIONS} connections)"),
+        grouped(num(&max["codes_per_sec"])),
+        "",
+        "",
+    );
+    row(
+        "  p50 / p99 latency, errors",
+        format!(
+            "{:.1} / {:.1} ms, {}",
+            num(&max["p50_ms"]),
+            num(&max["p99_ms"]),
+            grouped(num(&max["errors"]))
+        ),
+        "",
+        "",
+    );
+    let store = &r["store"];
+    row(
+        "raw SQLite insert/s (1 row per transaction)",
+        grouped(num(&store["raw_inserts_per_sec"])),
+        "",
+        "",
+    );
+    row(
+        "  p50 / p99 per transaction",
+        format!(
+            "{:.0} / {:.0} µs",
+            num(&store["raw_latency"]["p50_us"]),
+            num(&store["raw_latency"]["p99_us"])
+        ),
+        "",
+        "",
+    );
+    row(
+        "store's code transaction/s (serial, no HTTP)",
+        grouped(num(&store["store_creates_per_sec"])),
+        "",
+        "",
+    );
+    row(
+        "  p50 / p99 per transaction",
+        format!(
+            "{:.0} / {:.0} µs",
+            num(&store["store_latency"]["p50_us"]),
+            num(&store["store_latency"]["p99_us"])
+        ),
+        "",
+        "",
+    );
+    row(
+        "max codes/s ÷ raw insert/s",
+        format!(
+            "{:.0} %",
+            num(&b["share_of_raw_store_rate"]["value"]) * 100.0
+        ),
+        "≥ 50 %",
+        verdict(&b["share_of_raw_store_rate"]),
+    );
+    for l in r["code_space"]["levels"].as_array().into_iter().flatten() {
+        let occ = num(&l["occupancy"]) * 100.0;
+        let refused = num(&l["no_free_codes"]["count"]);
+        let requests = num(&l["requests"]);
+        if occ <= 99.0 {
+            let is_budget = (occ - 90.0).abs() < 0.01;
+            row(
+                &format!("issue a code at {occ:.0}% live (in process)"),
+                format!(
+                    "{:.0} / {:.0} µs",
+                    num(&l["all"]["p50_us"]),
+                    num(&l["all"]["p99_us"])
+                ),
+                if is_budget { "p99 ≤ 1 ms" } else { "" },
+                if is_budget {
+                    verdict(&b["allocation_p99_us_at_90pct"])
+                } else {
+                    ""
+                },
+            );
+            row(
+                &format!(
+                    "  refused no_free_codes (expected {:.1} %)",
+                    num(&l["expected_no_free_share"]) * 100.0
+                ),
+                format!("{} of {}", grouped(refused), grouped(requests)),
+                "",
+                "",
+            );
+        } else {
+            row(
+                &format!("no_free_codes answer at {occ}% live"),
+                format!(
+                    "{:.0} / {:.0} µs",
+                    num(&l["no_free_codes"]["p50_us"]),
+                    num(&l["no_free_codes"]["p99_us"])
+                ),
+                "",
+                "",
+            );
+            row(
+                "  refused no_free_codes",
+                format!("{} of {}", grouped(refused), grouped(requests)),
+                "",
+                "",
+            );
+        }
+    }
+    let mem = &r["http"]["memory"];
+    row(
+        &format!(
+            "RSS idle / with {} live codes",
+            grouped(num(&mem["live_codes"]))
+        ),
+        format!(
+            "{:.1} / {:.1} MB",
+            num(&mem["rss_idle_bytes"]) / 1e6,
+            num(&mem["rss_with_codes_bytes"]) / 1e6
+        ),
+        "",
+        "",
+    );
+    row(
+        "bytes of RSS per live code",
+        format!("{:.0} B", num(&mem["bytes_per_code"])),
+        "≤ 1,024 B",
+        verdict(&b["bytes_per_live_code"]),
+    );
+    println!(
+        "  (p50 / p99; HTTP latencies from when each request was due; in-process rows \
+         time the whole request through the app, without a socket)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(grouped(0.0), "0");
+        assert_eq!(grouped(999.4), "999");
+        assert_eq!(grouped(1_000.0), "1,000");
+        assert_eq!(grouped(1_234_567.0), "1,234,567");
+    }
+
+    #[test]
+    fn an_oha_report_counts_only_201_as_codes() {
+        let report = json!({
+            "summary": { "total": 2.0, "slowest": 0.010 },
+            "latencyPercentiles": { "p50": 0.001, "p99": 0.004 },
+            "statusCodeDistribution": { "201": 10_000, "503": 3 },
+            "errorDistribution": { "connection refused": 2, "aborted due to deadline": 7 },
+        });
+        let s = summarise(&report);
+        assert_eq!(s["codes_per_sec"], 5_000.0);
+        assert_eq!(s["errors"], 5.0);
+        assert_eq!(s["p99_ms"], 4.0);
+    }
+}
