@@ -103,6 +103,11 @@ fn text(frame: &impl serde::Serialize) -> Message {
     Message::text(serde_json::to_string(frame).unwrap())
 }
 
+/// Sends `frame` as JSON text on `ws`.
+async fn send(ws: &mut Ws, frame: &impl serde::Serialize) {
+    ws.send(text(frame)).await.unwrap();
+}
+
 /// The visitor's socket after a welcome; returns it with the welcome's pages.
 async fn visitor(broker: &Broker, s: &Active) -> (Ws, Vec<String>) {
     let mut ws = visitor_sending(broker, &s.id, hello(&s.device)).await;
@@ -342,7 +347,7 @@ async fn the_agent_sees_the_visitors_frames_in_order_with_presence() {
     assert_eq!(next_view(&mut view).await, presence(true));
 
     let first = page(SHOP, "A lamp");
-    page_ws.send(text(&Up::Page(first.clone()))).await.unwrap();
+    send(&mut page_ws, &Up::Page(first.clone())).await;
     let changes: Vec<Vec<Op>> = (0..20)
         .map(|n| {
             vec![
@@ -355,10 +360,7 @@ async fn the_agent_sees_the_visitors_frames_in_order_with_presence() {
         })
         .collect();
     for change in &changes {
-        page_ws
-            .send(text(&ops_frame(change.clone())))
-            .await
-            .unwrap();
+        send(&mut page_ws, &ops_frame(change.clone())).await;
     }
     assert_eq!(next_view(&mut view).await, View::Page(first));
     for change in changes {
@@ -375,16 +377,14 @@ async fn a_view_that_joins_late_gets_presence_the_page_and_the_changes_since_at_
     let s = active(&broker).await;
     let (mut page_ws, _) = visitor(&broker, &s).await;
     // An earlier page is replaced by the later one, with its changes.
-    page_ws
-        .send(text(&Up::Page(page(SHOP, "old"))))
-        .await
-        .unwrap();
-    page_ws
-        .send(text(&ops_frame(vec![Op::Scroll { i: 0, x: 0, y: 5 }])))
-        .await
-        .unwrap();
+    send(&mut page_ws, &Up::Page(page(SHOP, "old"))).await;
+    send(
+        &mut page_ws,
+        &ops_frame(vec![Op::Scroll { i: 0, x: 0, y: 5 }]),
+    )
+    .await;
     let latest = page("http://localhost:8080/products/desk", "A desk");
-    page_ws.send(text(&Up::Page(latest.clone()))).await.unwrap();
+    send(&mut page_ws, &Up::Page(latest.clone())).await;
     let change = vec![
         Op::Kids {
             i: 3,
@@ -397,10 +397,7 @@ async fn a_view_that_joins_late_gets_presence_the_page_and_the_changes_since_at_
             c: None,
         },
     ];
-    page_ws
-        .send(text(&ops_frame(change.clone())))
-        .await
-        .unwrap();
+    send(&mut page_ws, &ops_frame(change.clone())).await;
     // Two views in turn: the first one's last frame proves the visitor's
     // frames have all arrived.
     let mut early = viewer(&broker, &s).await;
@@ -419,7 +416,7 @@ async fn a_view_that_joins_late_gets_presence_the_page_and_the_changes_since_at_
     assert_eq!(next_view(&mut late).await, View::Ops { ops: change });
     // Then the live frames, to both.
     let live = vec![Op::Click { x: 3, y: 4 }];
-    page_ws.send(text(&ops_frame(live.clone()))).await.unwrap();
+    send(&mut page_ws, &ops_frame(live.clone())).await;
     assert_eq!(next_view(&mut late).await, View::Ops { ops: live.clone() });
     assert_eq!(next_view(&mut early).await, View::Ops { ops: live });
 }
@@ -434,7 +431,7 @@ async fn pages_the_site_does_not_share_reach_the_agent_as_hidden() {
     assert_eq!(next_view(&mut view).await, presence(true));
 
     let private = page("http://localhost:8080/account/cards", "Visa ending 4242");
-    page_ws.send(text(&Up::Page(private))).await.unwrap();
+    send(&mut page_ws, &Up::Page(private)).await;
     // What the page changes next is dropped too.
     page_ws
         .send(text(&ops_frame(vec![Op::Text {
@@ -444,7 +441,7 @@ async fn pages_the_site_does_not_share_reach_the_agent_as_hidden() {
         .await
         .unwrap();
     let shared = page(SHOP, "A lamp");
-    page_ws.send(text(&Up::Page(shared.clone()))).await.unwrap();
+    send(&mut page_ws, &Up::Page(shared.clone())).await;
 
     assert_eq!(next_text(&mut view).await, r#"{"t":"hidden"}"#);
     assert_eq!(next_view(&mut view).await, View::Page(shared));
@@ -491,9 +488,9 @@ async fn frames_that_break_the_privacy_rules_close_the_socket_and_go_nowhere() {
         assert_eq!(next_view(&mut view).await, presence(true));
         // A good page first, so that changes have something to apply to.
         let good = page(SHOP, &format!("good {n}"));
-        page_ws.send(text(&Up::Page(good.clone()))).await.unwrap();
+        send(&mut page_ws, &Up::Page(good.clone())).await;
         assert_eq!(next_view(&mut view).await, View::Page(good));
-        page_ws.send(text(&frame)).await.unwrap();
+        send(&mut page_ws, &frame).await;
         assert_closed_with(&mut page_ws, CLOSE_BAD_FRAME).await;
         // The agent hears only that the page went.
         assert_eq!(next_view(&mut view).await, presence(false), "{frame:?}");
@@ -566,10 +563,7 @@ async fn too_many_changes_ask_the_page_for_a_fresh_snapshot() {
     let broker = Broker::start().await;
     let s = active(&broker).await;
     let (mut page_ws, _) = visitor(&broker, &s).await;
-    page_ws
-        .send(text(&Up::Page(page(SHOP, "A lamp"))))
-        .await
-        .unwrap();
+    send(&mut page_ws, &Up::Page(page(SHOP, "A lamp"))).await;
     let long = "a".repeat(700 << 10);
     for _ in 0..3 {
         page_ws
@@ -585,7 +579,7 @@ async fn too_many_changes_ask_the_page_for_a_fresh_snapshot() {
     let mut view = viewer(&broker, &s).await;
     assert_eq!(next_view(&mut view).await, presence(true));
     let fresh = page(SHOP, "A lamp, again");
-    page_ws.send(text(&Up::Page(fresh.clone()))).await.unwrap();
+    send(&mut page_ws, &Up::Page(fresh.clone())).await;
     assert_eq!(next_view(&mut view).await, View::Page(fresh));
 }
 
@@ -613,7 +607,7 @@ async fn a_newer_visitor_connection_replaces_the_older() {
     assert_closed_with(&mut first, CLOSE_REPLACED).await;
     // The visitor never went offline: the next frame is the new page.
     let fresh = page(SHOP, "after a reload");
-    second.send(text(&Up::Page(fresh.clone()))).await.unwrap();
+    send(&mut second, &Up::Page(fresh.clone())).await;
     assert_eq!(next_view(&mut view).await, View::Page(fresh));
 }
 
@@ -623,10 +617,7 @@ async fn ending_the_session_closes_every_socket_and_forgets_the_page() {
     for by_agent in [true, false] {
         let s = active(&broker).await;
         let (mut page_ws, _) = visitor(&broker, &s).await;
-        page_ws
-            .send(text(&Up::Page(page(SHOP, "A lamp"))))
-            .await
-            .unwrap();
+        send(&mut page_ws, &Up::Page(page(SHOP, "A lamp"))).await;
         let mut view = viewer(&broker, &s).await;
         assert_eq!(next_view(&mut view).await, presence(true));
         assert!(matches!(next_view(&mut view).await, View::Page(_)));

@@ -544,6 +544,9 @@ fn print_table(r: &Value) {
         "",
     );
     let store = &r["store"];
+    // A latency summary's p50 / p99 in microseconds.
+    let micros =
+        |l: &serde_json::Value| format!("{:.0} / {:.0} µs", num(&l["p50_us"]), num(&l["p99_us"]));
     row(
         "raw SQLite insert/s (1 row per transaction)",
         grouped(num(&store["raw_inserts_per_sec"])),
@@ -552,11 +555,7 @@ fn print_table(r: &Value) {
     );
     row(
         "  p50 / p99 per transaction",
-        format!(
-            "{:.0} / {:.0} µs",
-            num(&store["raw_latency"]["p50_us"]),
-            num(&store["raw_latency"]["p99_us"])
-        ),
+        micros(&store["raw_latency"]),
         "",
         "",
     );
@@ -568,11 +567,7 @@ fn print_table(r: &Value) {
     );
     row(
         "  p50 / p99 per transaction",
-        format!(
-            "{:.0} / {:.0} µs",
-            num(&store["store_latency"]["p50_us"]),
-            num(&store["store_latency"]["p99_us"])
-        ),
+        micros(&store["store_latency"]),
         "",
         "",
     );
