@@ -32,7 +32,7 @@ use agent_assist_broker::secrets::{
     fill_random, hash_token, new_device_token, new_session_id, new_stream_ticket, CodeHasher,
     CODE_SECRET_LEN, CODE_SPACE,
 };
-use agent_assist_broker::store::sqlite::SqliteStore;
+use agent_assist_broker::store::sqlite::{self, SqliteStore, WalLimits};
 use agent_assist_broker::store::{CreateOutcome, NewSession, Store, VisitorClaim};
 use agent_assist_broker::{app, telemetry, AppState};
 use axum::body::Body;
@@ -87,16 +87,9 @@ fn code(n: u32) -> String {
     format!("{n:06}")
 }
 
-/// A connection to the store's file with the pragmas `SqliteStore::open`
-/// sets, and the store's code-hashing secret. The store has made the
-/// schema and the secret already, as a broker's first start does.
-fn open_beside_store(path: &Path) -> Result<(Connection, CodeHasher)> {
-    let conn = Connection::open(path)?;
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!("journal_mode is {mode}, not wal").into());
-    }
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+/// The store's code-hashing secret, read from its file (the store has made
+/// the schema and the secret already, as a broker's first start does).
+fn hasher_of(conn: &Connection) -> Result<CodeHasher> {
     let secret: Vec<u8> = conn.query_row(
         "SELECT value FROM meta WHERE key = 'code_secret'",
         [],
@@ -105,7 +98,7 @@ fn open_beside_store(path: &Path) -> Result<(Connection, CodeHasher)> {
     let secret: [u8; CODE_SECRET_LEN] = secret
         .try_into()
         .map_err(|_| "the code secret is not 32 bytes")?;
-    Ok((conn, CodeHasher::new(&secret)))
+    Ok(CodeHasher::new(&secret))
 }
 
 async fn store_rate(dir: &Path, secs: f64) -> Result<Value> {
@@ -116,7 +109,10 @@ async fn store_rate(dir: &Path, secs: f64) -> Result<Value> {
     // fresh random ids like the broker's, on a fresh file.
     let path = dir.join("raw.sqlite3");
     drop(SqliteStore::open(&path)?);
-    let (mut conn, hasher) = open_beside_store(&path)?;
+    // The store's own writer set-up: its pragmas, and its checkpoints on a
+    // thread of their own with the same bound.
+    let (mut conn, checkpointer) = sqlite::open_writer(&path, WalLimits::default())?;
+    let hasher = hasher_of(&conn)?;
     let now = now_ms() as i64;
     let expires = now + i64::from(MAX_CODE_LIFETIME_SECS) * 1000;
     let mut rows = 0u32;
@@ -144,6 +140,7 @@ async fn store_rate(dir: &Path, secs: f64) -> Result<Value> {
     }
     let raw_secs = started.elapsed().as_secs_f64();
     drop(conn);
+    drop(checkpointer);
 
     // The store's whole code transaction, through its public API.
     let store = SqliteStore::open(dir.join("store.sqlite3"))?;
@@ -156,7 +153,7 @@ async fn store_rate(dir: &Path, secs: f64) -> Result<Value> {
         let new = NewSession {
             id: new_session_id(),
             site_key: SITE.into(),
-            code: code(created),
+            codes: vec![code(created)],
             token_hash: hash_token(&new_device_token()),
             visitor: VisitorClaim::default(),
             created_at: now,
@@ -342,7 +339,10 @@ async fn code_space(dir: &Path, issues: usize, probes: usize) -> Result<Value> {
     let state = AppState::open(Config::new([site])?, &path, Arc::new(SystemClock))?;
     let app = app(state);
 
-    let (mut conn, hasher) = open_beside_store(&path)?;
+    // Filling the space is not what is measured, and it goes on this
+    // connection of the bench's own, with SQLite's automatic checkpoint.
+    let mut conn = sqlite::open_connection(&path)?;
+    let hasher = hasher_of(&conn)?;
     // Filling is not what is measured: a big page cache makes it quicker.
     conn.pragma_update(None, "cache_size", -262_144)?;
     let codes = shuffled_codes();

@@ -197,6 +197,54 @@ async fn a_killed_broker_restarts_with_every_code_and_session() {
     }
 }
 
+/// Requests that arrive together share a commit (the store's group
+/// commit), and a code is answered only once that commit is done: every
+/// answered code is still there, and still unique, after a SIGKILL.
+#[tokio::test]
+async fn codes_issued_concurrently_all_survive_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sites.toml"), SITES).unwrap();
+    let client = reqwest::Client::new();
+    let mut broker = start(dir.path());
+    let requests: Vec<_> = (0..200)
+        .map(|_| {
+            let request = client
+                .post(format!("{}/v1/codes", broker.base))
+                .json(&json!({ "site_key": "demo" }));
+            tokio::spawn(async move {
+                let res = request.send().await.unwrap();
+                assert_eq!(res.status(), 201);
+                res.json::<CreateCodeResponse>().await.unwrap()
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for request in requests {
+        created.push(request.await.unwrap());
+    }
+    broker.child.kill().unwrap();
+    broker.child.wait().unwrap();
+    drop(broker);
+
+    let mut codes: Vec<_> = created.iter().map(|c| c.code.as_str()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    assert_eq!(codes.len(), created.len(), "a live code was issued twice");
+    let store = SqliteStore::open(dir.path().join("broker.sqlite3")).unwrap();
+    assert_eq!(store.count_sessions().await.unwrap(), 200);
+    let now = SystemClock.now_ms();
+    for c in &created {
+        assert_eq!(
+            store
+                .find_live_code("demo", &c.code, now)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(c.session_id.as_str())
+        );
+    }
+}
+
 #[test]
 fn a_bad_config_file_is_reported_by_file_and_field_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();

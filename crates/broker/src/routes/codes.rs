@@ -15,7 +15,7 @@ use crate::error::{AppError, Result};
 use crate::extract::{check_origin, ApiJson};
 use crate::identity;
 use crate::secrets::{
-    hash_token, new_device_token, new_session_id, new_stream_ticket, random_code,
+    hash_token, new_device_token, new_session_id, new_stream_ticket, random_codes,
     STREAM_TICKET_TTL_SECS,
 };
 use crate::store::{CreateOutcome, NewSession};
@@ -54,53 +54,51 @@ async fn create(
     let ticket_hash = hash_token(&stream_ticket);
     let ticket_expires_at = now + u64::from(STREAM_TICKET_TTL_SECS) * 1000;
 
-    for _ in 0..MAX_CODE_ATTEMPTS {
-        let code = random_code();
-        let new = NewSession {
-            id: session_id.clone(),
-            site_key: site.key.clone(),
-            code: code.clone(),
-            token_hash,
-            visitor: visitor.clone(),
-            created_at: now,
-            expires_at,
-            ticket_hash,
-            ticket_expires_at,
-        };
-        match state.store.create_session(new).await? {
-            CreateOutcome::Created {
-                events,
-                visitor: visitor_record,
-                merged,
-            } => {
-                state.publish(&events);
-                if merged > 0 {
-                    tracing::info!(
-                        site = %site.key,
-                        visitor = %visitor_record,
-                        tickets = merged,
-                        "anonymous visitor's tickets merged into the signed-in user's"
-                    );
-                }
-                tracing::info!(
-                    session_id = %session_id,
-                    site = %site.key,
-                    visitor = %visitor_record,
-                    verified = visitor.verified.is_some(),
-                    "code issued"
-                );
-                let response = CreateCodeResponse {
-                    code,
-                    session_id,
-                    expires_at,
-                    expires_in: site.code_lifetime_secs,
-                    device_token,
-                    stream_ticket,
-                };
-                return Ok((StatusCode::CREATED, Json(response)));
-            }
-            CreateOutcome::CodeTaken => continue,
+    // All the tries go to the store at once: it takes the first code no
+    // live session of the site holds, in one transaction.
+    let new = NewSession {
+        id: session_id.clone(),
+        site_key: site.key.clone(),
+        codes: random_codes(MAX_CODE_ATTEMPTS),
+        token_hash,
+        visitor: visitor.clone(),
+        created_at: now,
+        expires_at,
+        ticket_hash,
+        ticket_expires_at,
+    };
+    if let CreateOutcome::Created {
+        code,
+        events,
+        visitor: visitor_record,
+        merged,
+    } = state.store.create_session(new).await?
+    {
+        state.publish(&events);
+        if merged > 0 {
+            tracing::info!(
+                site = %site.key,
+                visitor = %visitor_record,
+                tickets = merged,
+                "anonymous visitor's tickets merged into the signed-in user's"
+            );
         }
+        tracing::info!(
+            session_id = %session_id,
+            site = %site.key,
+            visitor = %visitor_record,
+            verified = visitor.verified.is_some(),
+            "code issued"
+        );
+        let response = CreateCodeResponse {
+            code,
+            session_id,
+            expires_at,
+            expires_in: site.code_lifetime_secs,
+            device_token,
+            stream_ticket,
+        };
+        return Ok((StatusCode::CREATED, Json(response)));
     }
     tracing::warn!(site = %site.key, attempts = MAX_CODE_ATTEMPTS, "no free code found");
     Err(AppError::new(

@@ -97,14 +97,17 @@ pub struct SessionEvent {
     pub at: u64,
 }
 
-/// A session to record, with the code it will hold and its first stream
+/// A session to record, with the codes it may hold and its first stream
 /// ticket.
 #[derive(Clone)]
 pub struct NewSession {
     pub id: String,
     pub site_key: String,
-    /// The code in clear; the store keeps only its keyed hash.
-    pub code: String,
+    /// Candidate codes in clear, in the order to try them: the session gets
+    /// the first one no live session of the site holds. Several at once, so
+    /// that a crowded code space costs one store call, not one per try. The
+    /// store keeps only the chosen code's keyed hash.
+    pub codes: Vec<String>,
     pub token_hash: Digest32,
     /// Who the visitor is, as the code request established it.
     pub visitor: VisitorClaim,
@@ -117,7 +120,7 @@ pub struct NewSession {
 
 impl std::fmt::Debug for NewSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The code must never reach a log line, not even through `{:?}`.
+        // The codes must never reach a log line, not even through `{:?}`.
         f.debug_struct("NewSession")
             .field("id", &self.id)
             .field("site_key", &self.site_key)
@@ -183,19 +186,20 @@ pub struct VisitorHistory {
 /// What [`Store::create_session`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
-    /// The session was recorded and holds the code. `events` are the
-    /// session's first event and, if the code's previous holder had expired
-    /// unnoticed, that session's `pending_timeout`. `visitor` is the id of
-    /// the visitor record the session belongs to; `merged` counts the
-    /// sessions of an anonymous visitor that this request moved to a
-    /// verified user's record.
+    /// The session was recorded and holds `code`, one of the candidates.
+    /// `events` are the session's first event and, if the code's previous
+    /// holder had expired unnoticed, that session's `pending_timeout`.
+    /// `visitor` is the id of the visitor record the session belongs to;
+    /// `merged` counts the sessions of an anonymous visitor that this
+    /// request moved to a verified user's record.
     Created {
+        code: String,
         events: Vec<SessionEvent>,
         visitor: String,
         merged: u64,
     },
-    /// Another live session of the site holds this code; nothing was
-    /// recorded. The caller draws a new code and tries again.
+    /// Every candidate code is held by another live session of the site;
+    /// nothing was recorded.
     CodeTaken,
 }
 
@@ -339,12 +343,12 @@ pub enum StoreError {
 /// The state of the broker that outlives a request.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Records `new` as a pending session holding `new.code` for
-    /// `new.site_key`, with its first event and its stream ticket,
-    /// atomically. A code is taken while another session of the same site
-    /// holds it, is still pending and has not expired; a row holding the
-    /// code that has expired is ended (`pending_timeout`) and the code
-    /// passes to the new session.
+    /// Records `new` as a pending session holding the first free code of
+    /// `new.codes` for `new.site_key`, with its first event and its stream
+    /// ticket, atomically. A code is taken while another session of the
+    /// same site holds it, is still pending and has not expired; a row
+    /// holding the code that has expired is ended (`pending_timeout`) and
+    /// the code passes to the new session.
     ///
     /// In the same transaction the session gets its visitor record:
     /// - a verified user's record (keyed by the site's user id), created or
