@@ -4,17 +4,23 @@
 //!
 //! - `store-rate DIR SECS`: the raw SQLite rate of the broker's write — one
 //!   `sessions` row per `BEGIN IMMEDIATE … COMMIT`, a prepared statement,
-//!   the store's own schema and pragmas (WAL, `synchronous=NORMAL`) — and
-//!   beside it the rate of the store's whole code transaction
-//!   (`Store::create_session`: code check, visitor record, session, first
-//!   event, stream ticket), serial, without HTTP.
+//!   the store's own schema, pragmas (WAL, `synchronous=NORMAL`) and
+//!   checkpointing (`sqlite::open_writer`: a checkpoint thread, the same
+//!   WAL bound) — and beside it the rate of the store's whole code
+//!   transaction (`Store::create_session`: code check, visitor record,
+//!   session, first event, stream ticket), serial, without HTTP. Serial
+//!   calls never share a commit, so this row shows what one code costs
+//!   the store on its own; the broker's HTTP rows show what group commit
+//!   makes of many at once. The raw rate stays one row per commit: it is
+//!   the bar the issue sets, not something the store's batching may move.
 //! - `code-space DIR ISSUES PROBES`: how long the broker takes to issue a
 //!   code for one site while 10 %, 50 %, 90 % and 99 % of its million codes
 //!   are live (`ISSUES` codes at each level), and how long the
 //!   `503 no_free_codes` answer takes at 99.99 % and 100 % (`PROBES`
 //!   requests each). Requests go through the whole application called in
-//!   process — router, middleware, the handler's `MAX_CODE_ATTEMPTS` loop,
-//!   the store — without a socket, so the time is the broker's alone. The
+//!   process — router, middleware, the handler (which hands the store
+//!   `MAX_CODE_ATTEMPTS` candidate codes in one call), the store — without
+//!   a socket, so the time is the broker's alone. The
 //!   code space is filled with bulk inserts of pending sessions (the rows a
 //!   code request makes, in transactions of 100,000), which takes seconds
 //!   where a million requests would take minutes.

@@ -15,6 +15,14 @@
 //!
 //! Everything runs on loopback on this machine: the load generator shares
 //! the two cores with the broker, as a co-located client would.
+//!
+//! What the store rows compare: the raw rate is one `sessions` row per
+//! commit with the store's own pragmas and checkpointing (see the store
+//! bench, `crates/broker/examples/store_bench.rs`). The broker commits the
+//! code requests that arrive together in one transaction (group commit,
+//! each answered after that commit), so its closed-loop maximum is a whole
+//! code request each — five tables' rows — against a bare single-row
+//! commit, with the broker's batching allowed to close the gap.
 
 use crate::{cargo, describe, exec, output, root, step, Result};
 use serde_json::{json, Value};
