@@ -2,7 +2,7 @@
 //! that every mistake is reported with the name of the field at fault.
 
 use crate::error::{Error, Result};
-use crate::i18n::{Strings, KEYS, NOTICES_KEY};
+use crate::i18n::{Strings, KEY_LIST, NOTICES_KEY};
 use crate::visitor::Keep;
 use agent_assist_protocol::AuthMode;
 use js_sys::{Array, Object, Reflect};
@@ -70,6 +70,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// Checks a JS config object against this page: its URL and language.
+    pub fn from_page(value: &JsValue) -> Result<Config> {
+        let window = web_sys::window().ok_or(Error::NoDocument)?;
+        let page_url = window.location().href().map_err(Error::from)?;
+        let language = window.navigator().language().unwrap_or_default();
+        Config::from_js(value, &page_url, &language)
+    }
+
     /// Checks a JS config object. `page_url` resolves relative URLs and is the
     /// default broker origin; `default_locale` is `navigator.language`.
     pub fn from_js(value: &JsValue, page_url: &str, default_locale: &str) -> Result<Config> {
@@ -294,12 +302,11 @@ fn apply_overrides(strings: &mut Strings, overrides: &JsValue) -> Result<()> {
             .as_string()
             .ok_or_else(|| bad(&["`strings.", &key, "` must be a string"].concat()))?;
         if !strings.set(&key, text) {
-            let known = KEYS.join(", ");
             return Err(bad(&[
                 "unknown text `strings.",
                 &key,
                 "` (known: ",
-                &known,
+                KEY_LIST,
                 ", notices)",
             ]
             .concat()));

@@ -1,7 +1,7 @@
 //! Events the widget emits to the host page (`on` / `off`).
 
 use crate::error::{Error, Result};
-use js_sys::Function;
+use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::JsValue;
 
 /// Every event the widget emits.
@@ -35,6 +35,12 @@ impl Emitter {
         Ok(())
     }
 
+    /// Every listener, leaving none (the boot module hands them on).
+    #[cfg(feature = "boot")]
+    pub fn take(&mut self) -> Vec<(&'static str, Function)> {
+        std::mem::take(&mut self.listeners)
+    }
+
     pub fn clear(&mut self) {
         self.listeners.clear();
     }
@@ -50,7 +56,8 @@ impl Emitter {
     }
 }
 
-fn known(event: &str) -> Result<&'static str> {
+/// The event's name as we emit it; `unknown_event` for any other.
+pub fn known(event: &str) -> Result<&'static str> {
     EVENTS
         .iter()
         .find(|e| **e == event)
@@ -74,4 +81,13 @@ impl Emission {
             }
         }
     }
+}
+
+/// A plain JS object from key/value pairs (events' details).
+pub fn object(pairs: &[(&str, JsValue)]) -> JsValue {
+    let obj = Object::new();
+    for (k, v) in pairs {
+        let _ = Reflect::set(&obj, &JsValue::from_str(k), v);
+    }
+    obj.into()
 }

@@ -12,17 +12,17 @@ pub enum Text {
     Title,
     PrivacyIntro,
     PrivacyLink,
-    CodeLabel,
-    CodeSpokenPrefix,
-    Loading,
-    ExpiresIn,
-    Expired,
-    NewCode,
     Cancel,
     Close,
     ErrorNetwork,
-    ErrorServer,
     Retry,
+    CodeLabel,
+    Loading,
+    CodeSpokenPrefix,
+    ExpiresIn,
+    Expired,
+    NewCode,
+    ErrorServer,
     ConsentTitle,
     ConsentText,
     Allow,
@@ -51,17 +51,17 @@ pub const KEYS: [&str; COUNT] = [
     "title",
     "privacyIntro",
     "privacyLink",
-    "codeLabel",
-    "codeSpokenPrefix",
-    "loading",
-    "expiresIn",
-    "expired",
-    "newCode",
     "cancel",
     "close",
     "errorNetwork",
-    "errorServer",
     "retry",
+    "codeLabel",
+    "loading",
+    "codeSpokenPrefix",
+    "expiresIn",
+    "expired",
+    "newCode",
+    "errorServer",
     "consentTitle",
     "consentText",
     "allow",
@@ -85,26 +85,44 @@ pub const KEYS: [&str; COUNT] = [
 ];
 
 const COUNT: usize = 35;
+/// The texts the boot module shows (the link, and the modal's frame with its
+/// placeholder and the "couldn't reach" message) come first in [`Text`], so
+/// its build links only those.
+const FRAME: usize = 10;
+
+/// [`KEYS`] for messages, written out: joining at run time would link the
+/// joining code into the boot module.
+pub const KEY_LIST: &str = "link, title, privacyIntro, privacyLink, cancel, close, errorNetwork, \
+     retry, codeLabel, loading, codeSpokenPrefix, expiresIn, expired, \
+     newCode, errorServer, consentTitle, consentText, allow, deny, \
+     consentError, sharing, end, endedByAgent, endedByYou, ended, \
+     formIntro, nameLabel, emailLabel, submit, guest, nameRequired, \
+     emailRequired, emailInvalid, errorIdentity, notShared";
 
 /// The key of the list of notices shown above the code.
 pub const NOTICES_KEY: &str = "notices";
 
-const EN: [&str; COUNT] = [
+const EN: [&str; FRAME] = [
     "Agent Assist",
     "Share your screen with support",
     "To learn how we handle your data, read our",
     "Privacy Statement",
-    "Your support code",
-    "Your support code is",
-    "Getting your code…",
-    "Expires in",
-    "This code has expired.",
-    "Get a new code",
     "Cancel",
     "Close",
     "We couldn't reach our support service. Check your connection and try again.",
-    "Something went wrong on our side. Please try again in a moment.",
     "Try again",
+    "Your support code",
+    "Getting your code…",
+];
+
+/// The rest of [`EN`] (the widget module only).
+#[cfg(not(feature = "boot"))]
+const EN_MORE: [&str; COUNT - FRAME] = [
+    "Your support code is",
+    "Expires in",
+    "This code has expired.",
+    "Get a new code",
+    "Something went wrong on our side. Please try again in a moment.",
     "Allow {agent} to see this page?",
     "{agent} from our support team is asking to see this website the way you see it. Passwords and other private details stay hidden, and {agent} can't click, type or change anything. You can stop at any time.",
     "Allow",
@@ -135,22 +153,27 @@ const EN_NOTICES: [&str; 5] = [
     "Read the code below to your agent, then follow their instructions.",
 ];
 
-const FR: [&str; COUNT] = [
+const FR: [&str; FRAME] = [
     "Agent Assist",
     "Partager votre écran avec le support",
     "Pour savoir comment nous traitons vos données, consultez notre",
     "Déclaration de confidentialité",
-    "Votre code d'assistance",
-    "Votre code d'assistance est",
-    "Obtention de votre code…",
-    "Expire dans",
-    "Ce code a expiré.",
-    "Obtenir un nouveau code",
     "Annuler",
     "Fermer",
     "Impossible de joindre notre service d'assistance. Vérifiez votre connexion et réessayez.",
-    "Un problème est survenu de notre côté. Réessayez dans un instant.",
     "Réessayer",
+    "Votre code d'assistance",
+    "Obtention de votre code…",
+];
+
+/// The rest of [`FR`] (the widget module only).
+#[cfg(not(feature = "boot"))]
+const FR_MORE: [&str; COUNT - FRAME] = [
+    "Votre code d'assistance est",
+    "Expire dans",
+    "Ce code a expiré.",
+    "Obtenir un nouveau code",
+    "Un problème est survenu de notre côté. Réessayez dans un instant.",
     "Autoriser {agent} à voir cette page ?",
     "{agent}, de notre équipe d'assistance, demande à voir ce site tel que vous le voyez. Les mots de passe et autres données privées restent masqués, et {agent} ne peut ni cliquer, ni saisir, ni modifier quoi que ce soit. Vous pouvez arrêter à tout moment.",
     "Autoriser",
@@ -225,14 +248,21 @@ impl Strings {
     pub fn for_locale(tag: &str) -> Strings {
         let french = tag.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("fr"))
             && tag.get(2..3).is_none_or(|sep| sep == "-" || sep == "_");
-        let (lang, texts, notices) = if french {
+        let (lang, frame, notices) = if french {
             ("fr", &FR, &FR_NOTICES[..])
         } else {
             ("en", &EN, &EN_NOTICES[..])
         };
+        // The boot module needs only the frame's texts; the rest are
+        // placeholders there, still overridable so the config check is the
+        // same in both modules.
+        #[cfg(feature = "boot")]
+        let more = &[""; COUNT - FRAME];
+        #[cfg(not(feature = "boot"))]
+        let more = if french { &FR_MORE } else { &EN_MORE };
         Strings {
             lang,
-            texts: texts.iter().map(|s| (*s).to_owned()).collect(),
+            texts: frame.iter().chain(more).map(|s| (*s).to_owned()).collect(),
             notices: notices.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
@@ -277,6 +307,11 @@ mod tests {
             assert_eq!(s.notices.len(), 5);
         }
         assert_ne!(Strings::for_locale("fr").get(Text::Cancel), "Cancel");
+    }
+
+    #[test]
+    fn the_key_list_in_messages_names_every_key() {
+        assert_eq!(KEY_LIST, KEYS.join(", "));
     }
 
     #[test]

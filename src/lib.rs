@@ -4,9 +4,22 @@
 //! imports the npm package) and gets a footer "Agent Assist" link; a click
 //! opens the share-screen modal with a 6-digit support code from the broker.
 //!
+//! The crate builds two wasm modules, so that page load carries only what
+//! it needs:
+//! - the **boot module** (`--features boot`): the script tag and the npm
+//!   entry load it with the page. It checks the config, draws the footer
+//!   link, and fetches the widget module on the visitor's first sign of
+//!   intent (pointer over the link, focus, touch) or at once when this tab
+//!   follows a session; then it hands the widget its host element and its
+//!   link, and forwards every call to it (`boot`).
+//! - the **widget module** (the default): everything after the click.
+//!
 //! # Layout
-//! - [`AgentAssist`] (this file): the JS API, the only `#[wasm_bindgen]`
-//!   surface. Errors become JS `Error`s with a `code` property here and only here.
+//! - [`AgentAssist`] (this file): the widget module's JS API, its only
+//!   `#[wasm_bindgen]` surface; `boot` has the boot module's (the same
+//!   methods). Errors become JS `Error`s with a `code` property there and
+//!   only there.
+//! - `mount`: where the footer link goes, shared by both modules.
 //! - `widget`: the controller — the code's life, the session after it
 //!   (consent, indicator, resume after reload), the UI, the page's events.
 //! - `stream`: the session's Server-Sent Events.
@@ -25,6 +38,16 @@
 //! Nothing runs at import time and nothing touches the network, storage or
 //! timers until the visitor asks for a code.
 
+// The boot build compiles the shared modules (config, wording, identity
+// checks, the host) whole but uses only part of them; what it leaves out is
+// used by the widget build, where these lints stay on.
+#![cfg_attr(feature = "boot", allow(dead_code, unused_imports))]
+
+// The boot module is built from this crate with the `boot` feature: only
+// what page load needs. The widget module (the default) has everything else.
+#[cfg(feature = "boot")]
+mod boot;
+#[cfg(not(feature = "boot"))]
 mod client;
 pub mod code;
 mod config;
@@ -32,14 +55,19 @@ mod error;
 mod events;
 pub mod i18n;
 mod identity;
+mod mount;
+mod saved;
+#[cfg(not(feature = "boot"))]
 mod stream;
 mod ui;
 mod visitor;
+#[cfg(not(feature = "boot"))]
 mod widget;
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod web_tests;
 
+#[cfg(not(feature = "boot"))]
 use wasm_bindgen::prelude::*;
 
 /// See Cargo.toml: smaller than dlmalloc, and built without `unsafe` here.
@@ -47,16 +75,19 @@ use wasm_bindgen::prelude::*;
 #[global_allocator]
 static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
     lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
+#[cfg(not(feature = "boot"))]
 use web_sys::Element;
 
 pub use error::Error;
 
 /// One Agent Assist widget on the page.
+#[cfg(not(feature = "boot"))]
 #[wasm_bindgen]
 pub struct AgentAssist {
     widget: widget::Widget,
 }
 
+#[cfg(not(feature = "boot"))]
 #[wasm_bindgen]
 impl AgentAssist {
     /// Checks `config` and creates a widget. Nothing is shown until
@@ -65,16 +96,16 @@ impl AgentAssist {
     ///
     /// `cobrowse` is how the co-browsing module is loaded once a visitor
     /// allows a session: a function returning a promise of the module. The
-    /// script-tag loader and the npm entry point pass it; sites do not.
+    /// boot module passes it; sites do not. `host`, from the boot module
+    /// too, is its `<agent-assist-widget>` element: the widget takes it over
+    /// with its footer link, so the link keeps its place and its focus.
     pub fn init(
         config: JsValue,
         cobrowse: Option<js_sys::Function>,
+        host: Option<Element>,
     ) -> Result<AgentAssist, JsValue> {
-        let window = web_sys::window().ok_or(Error::NoDocument)?;
-        let page_url = window.location().href().map_err(Error::from)?;
-        let language = window.navigator().language().unwrap_or_default();
-        let config = config::Config::from_js(&config, &page_url, &language)?;
-        let widget = widget::Widget::new(config, cobrowse)?;
+        let config = config::Config::from_page(&config)?;
+        let widget = widget::Widget::new(config, cobrowse, host)?;
         // Picks up a session this tab was already following (a reload, or
         // the visitor moved to another page); does nothing otherwise.
         widget.resume();
@@ -85,24 +116,7 @@ impl AgentAssist {
     /// default to `[data-agent-assist]`, else the last `<footer>`, else `<body>`.
     #[wasm_bindgen(js_name = mountFooterLink)]
     pub fn mount_footer_link(&self, target: JsValue) -> Result<(), JsValue> {
-        let parent =
-            if target.is_undefined() || target.is_null() {
-                None
-            } else if let Some(selector) = target.as_string() {
-                let doc = web_sys::window()
-                    .and_then(|w| w.document())
-                    .ok_or(Error::NoDocument)?;
-                let found = doc.query_selector(&selector).map_err(|_| {
-                    Error::Config(["`", &selector, "` is not a valid CSS selector"].concat())
-                })?;
-                Some(found.ok_or_else(|| {
-                    Error::Config(["no element matches `", &selector, "`"].concat())
-                })?)
-            } else {
-                Some(target.dyn_into::<Element>().map_err(|_| {
-                    Error::Config("the mount target must be an element or a CSS selector".into())
-                })?)
-            };
+        let parent = mount::target(&target)?;
         Ok(self.widget.mount_footer_link(parent)?)
     }
 

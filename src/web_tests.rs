@@ -91,7 +91,8 @@ fn storage_len() -> u32 {
 fn mounting_adds_only_the_link_and_touches_no_network_or_storage() {
     let before = (broker_requests(), storage_len());
     let parent = container();
-    let aa = AgentAssist::init(config(&[("siteKey", "t"), ("broker", NOWHERE)]), None).unwrap();
+    let aa =
+        AgentAssist::init(config(&[("siteKey", "t"), ("broker", NOWHERE)]), None, None).unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
 
     let root = shadow(&parent);
@@ -117,6 +118,7 @@ async fn the_modal_has_its_structure_and_aria_and_an_unreachable_broker_offers_t
             ("broker", NOWHERE),
             ("privacyUrl", "/privacy"),
         ]),
+        None,
         None,
     )
     .unwrap();
@@ -282,7 +284,7 @@ fn french_wording_and_overrides() {
     Reflect::set(&overrides, &"cancel".into(), &"Plus tard".into()).unwrap();
     let cfg = config(&[("siteKey", "t"), ("broker", NOWHERE), ("locale", "fr-CA")]);
     Reflect::set(&cfg, &"strings".into(), &overrides).unwrap();
-    let aa = AgentAssist::init(cfg, None).unwrap();
+    let aa = AgentAssist::init(cfg, None, None).unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     aa.open().unwrap();
     let root = shadow(&parent);
@@ -306,7 +308,8 @@ fn french_wording_and_overrides() {
 #[wasm_bindgen_test]
 fn destroy_removes_every_node() {
     let parent = container();
-    let aa = AgentAssist::init(config(&[("siteKey", "t"), ("broker", NOWHERE)]), None).unwrap();
+    let aa =
+        AgentAssist::init(config(&[("siteKey", "t"), ("broker", NOWHERE)]), None, None).unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     aa.open().unwrap();
     aa.destroy();
@@ -372,7 +375,7 @@ fn config_errors_name_the_field() {
         (JsValue::from(3), "expected an object"),
     ];
     for (cfg, want) in cases {
-        let err = AgentAssist::init(cfg, None).err().expect("rejected");
+        let err = AgentAssist::init(cfg, None, None).err().expect("rejected");
         let message = Reflect::get(&err, &"message".into())
             .unwrap()
             .as_string()
@@ -612,7 +615,12 @@ async fn the_visitor_id_is_made_at_the_first_request_not_before_and_kept_in_loca
     let site = "visitor-local";
     let before = storage_len();
     let parent = container();
-    let aa = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)]), None).unwrap();
+    let aa = AgentAssist::init(
+        config(&[("siteKey", site), ("broker", NOWHERE)]),
+        None,
+        None,
+    )
+    .unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     assert_eq!(storage_len(), before, "a mount writes nothing");
     assert_eq!(stored_id(site), (None, None), "no id before the click");
@@ -632,7 +640,12 @@ async fn the_visitor_id_is_made_at_the_first_request_not_before_and_kept_in_loca
     }
 
     // Another widget of the site, on the same page (or a later visit).
-    let other = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)]), None).unwrap();
+    let other = AgentAssist::init(
+        config(&[("siteKey", site), ("broker", NOWHERE)]),
+        None,
+        None,
+    )
+    .unwrap();
     other.open().unwrap();
     let body = nth_code_request(site, 1).await;
     assert_eq!(field(&body, "visitor_id"), Some(id), "the same visitor");
@@ -651,6 +664,7 @@ async fn session_and_memory_storage_keep_the_id_where_the_site_chose() {
             ("visitorStorage", "session"),
         ]),
         None,
+        None,
     )
     .unwrap();
     aa.open().unwrap();
@@ -666,6 +680,7 @@ async fn session_and_memory_storage_keep_the_id_where_the_site_chose() {
             ("broker", NOWHERE),
             ("visitorStorage", "memory"),
         ]),
+        None,
         None,
     )
     .unwrap();
@@ -719,8 +734,12 @@ async fn blocked_storage_falls_back_to_memory_without_errors() {
             matches!(blocked, Err(_) | Ok(None)),
             "{site}: storage is blocked"
         );
-        let aa =
-            AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)]), None).unwrap();
+        let aa = AgentAssist::init(
+            config(&[("siteKey", site), ("broker", NOWHERE)]),
+            None,
+            None,
+        )
+        .unwrap();
         let opened = aa.open();
         let closed = aa.close();
         let opened_again = aa.open();
@@ -743,7 +762,12 @@ async fn reset_forgets_the_visitor_id_and_the_next_request_makes_a_new_one() {
     record_code_requests();
     let site = "visitor-reset";
     let parent = container();
-    let aa = AgentAssist::init(config(&[("siteKey", site), ("broker", NOWHERE)]), None).unwrap();
+    let aa = AgentAssist::init(
+        config(&[("siteKey", site), ("broker", NOWHERE)]),
+        None,
+        None,
+    )
+    .unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
     aa.open().unwrap();
     let first = stored_id(site).0.expect("an id");
@@ -773,6 +797,7 @@ async fn code_mode_hides_the_link_until_identify_and_sends_the_identity() {
     let parent = container();
     let aa = AgentAssist::init(
         config(&[("siteKey", site), ("broker", NOWHERE), ("auth", "code")]),
+        None,
         None,
     )
     .unwrap();
@@ -844,6 +869,7 @@ fn identify_rejects_a_bad_object_naming_the_field() {
             ("auth", "code"),
         ]),
         None,
+        None,
     )
     .unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
@@ -912,6 +938,7 @@ async fn the_form_asks_name_and_email_with_labels_and_announced_errors_before_an
     let parent = container();
     let aa = AgentAssist::init(
         config(&[("siteKey", site), ("broker", NOWHERE), ("auth", "form")]),
+        None,
         None,
     )
     .unwrap();
@@ -1048,6 +1075,7 @@ async fn optional_form_offers_continue_as_guest_in_french() {
             ("locale", "fr"),
         ]),
         None,
+        None,
     )
     .unwrap();
     aa.mount_footer_link(parent.clone().into()).unwrap();
@@ -1075,6 +1103,7 @@ async fn a_refused_identity_says_so_plainly_and_tells_the_site() {
     let parent = container();
     let aa = AgentAssist::init(
         config(&[("siteKey", "refuse-identity"), ("broker", NOWHERE)]),
+        None,
         None,
     )
     .unwrap();
@@ -1123,6 +1152,7 @@ async fn a_custom_ui_passes_its_own_form_data_checked_like_identify() {
     let site = "custom-form-site";
     let aa = AgentAssist::init(
         config(&[("siteKey", site), ("broker", NOWHERE), ("auth", "form")]),
+        None,
         None,
     )
     .unwrap();

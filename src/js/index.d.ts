@@ -188,7 +188,11 @@ export interface AgentAssistWidget {
   /**
    * Tells the widget who the logged-in user is; sent with every code request.
    * With `auth: "code"` the footer link appears once this is called. Calling
-   * it again replaces the identity. Throws `invalid_argument` naming the field.
+   * it again replaces the identity. The identity is checked before anything
+   * is sent: once the rest of the widget has loaded, by a throw of
+   * `invalid_argument` naming the field; before that (it loads when the
+   * visitor points at, focuses or clicks the link), by the same error on the
+   * console and as an `error` event, and the identity is not used.
    */
   identify(identity: AgentAssistIdentity): void;
   /** Forgets the visitor id and identity on this browser (logout, shared devices) and withdraws a code on display. */
@@ -198,7 +202,7 @@ export interface AgentAssistWidget {
 }
 
 export declare const AgentAssist: {
-  /** Loads the wasm (once), checks the config and creates a widget. Rejects with an `AgentAssistError` naming the bad field. */
+  /** Loads the boot wasm (once), checks the config and creates a widget. Rejects with an `AgentAssistError` naming the bad field. The rest of the widget loads on demand. */
   init(config: AgentAssistConfig): Promise<AgentAssistWidget>;
 };
 

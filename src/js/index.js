@@ -4,10 +4,11 @@
 //   const widget = await AgentAssist.init({ siteKey: "…", broker: "https://…" });
 //   widget.mountFooterLink();
 //
-// Importing this module does nothing: the wasm is fetched and compiled on the
-// first `init()`, and nothing touches `document` before that, so it is safe
-// to import during server-side rendering.
-import initWasm, { AgentAssist as Widget } from "./agent_assist.js";
+// Importing this module does nothing: the boot wasm (the footer link and the
+// config check) is fetched and compiled on the first `init()`, the rest on
+// demand, and nothing touches `document` before that, so it is safe to
+// import during server-side rendering.
+import initWasm, { Boot } from "./agent_assist.js";
 
 let loading = null;
 
@@ -26,28 +27,46 @@ function load() {
   return loading;
 }
 
-let cobrowse = null;
-
-// The co-browsing module: imported only once a visitor allows a session
-// (bundlers make it a separate chunk), so page load never pays for it.
-function loadCobrowse() {
-  if (!cobrowse) {
-    cobrowse = import("./cobrowse/agent_assist_cobrowse.js").then(async (m) => {
-      await m.default();
-      return m;
-    });
-    cobrowse.catch(() => {
-      cobrowse = null;
-    });
-  }
-  return cobrowse;
+// A module imported once, on demand (bundlers make it a separate chunk); a
+// failed import is tried again next time.
+function lazy(importer) {
+  let pending = null;
+  return () => {
+    if (!pending) {
+      pending = importer();
+      pending.catch(() => {
+        pending = null;
+      });
+    }
+    return pending;
+  };
 }
+
+// The widget module (everything after the click): imported when the visitor
+// points at the link, focuses it or clicks it, or at once in a tab that
+// follows a session. The co-browsing module: once a visitor allows a
+// session. Page load pays for neither.
+const loadWidget = lazy(() =>
+  import("./widget/agent_assist_widget.js").then(async (m) => {
+    await m.default();
+    return m.AgentAssist;
+  }),
+);
+const loadCobrowse = lazy(() =>
+  import("./cobrowse/agent_assist_cobrowse.js").then(async (m) => {
+    await m.default();
+    return m;
+  }),
+);
+
+// facade.js goes here (`cargo xtask build`): makeWidget(Boot, config, …).
+// @facade
 
 export const AgentAssist = {
   /** Checks the config and creates a widget (see index.d.ts). */
   async init(config) {
     await load();
-    return Widget.init(config, loadCobrowse);
+    return makeWidget(Boot, config, loadWidget, loadCobrowse);
   },
 };
 

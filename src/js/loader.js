@@ -1,6 +1,8 @@
-// Script-tag loader, appended to wasm-bindgen's `no-modules` glue by
-// `cargo xtask build`. It finds the .wasm next to this script, reads the
-// config from the tag's data-* attributes, and mounts the footer link.
+// Script-tag loader, appended to the boot module's wasm-bindgen `no-modules`
+// glue and facade.js by `cargo xtask build`. It finds the .wasm next to this script, reads
+// the config from the tag's data-* attributes, and mounts the footer link.
+// The rest of the widget (widget/) and co-browsing (cobrowse/) are ES
+// modules next to it, imported only when the boot module asks for them.
 //
 //   <script src=".../agent-assist.js" data-site-key="…" defer></script>
 //
@@ -26,25 +28,35 @@ function load() {
   if (!loaded) {
     loaded = wasm_bindgen({ module_or_path: new URL("agent-assist_bg.wasm", base) });
   }
-  return loaded.then(function () { return wasm_bindgen.AgentAssist; });
+  return loaded.then(function () { return wasm_bindgen.Boot; });
 }
 
-// The co-browsing module (pkg/dist/cobrowse/), fetched only once a visitor
-// allows a session, so it never weighs on page load.
-var cobrowse = null;
-
-function loadCobrowse() {
-  if (!cobrowse) {
-    cobrowse = import(new URL("cobrowse/agent_assist_cobrowse.js", base).href).then(function (m) {
-      return m.default().then(function () { return m; });
-    });
-    cobrowse.catch(function () { cobrowse = null; });
-  }
-  return cobrowse;
+// An ES module next to this script, fetched and instantiated once; a
+// failed fetch is tried again next time.
+function lazy(dir, name, then) {
+  var pending = null;
+  return function () {
+    if (!pending) {
+      pending = import(new URL(dir + "/" + name + ".js", base).href).then(function (m) {
+        return m.default({ module_or_path: new URL(dir + "/" + name + "_bg.wasm", base) }).then(function () {
+          return then(m);
+        });
+      });
+      pending.catch(function () { pending = null; });
+    }
+    return pending;
+  };
 }
+
+// The widget module (pkg/dist/widget/): fetched when the visitor points at
+// the link, focuses it or clicks it, or at once in a tab that follows a
+// session. The co-browsing module (pkg/dist/cobrowse/): once a visitor
+// allows a session. Neither weighs on page load.
+var loadWidget = lazy("widget", "agent_assist_widget", function (m) { return m.AgentAssist; });
+var loadCobrowse = lazy("cobrowse", "agent_assist_cobrowse", function (m) { return m; });
 
 function init(config) {
-  return load().then(function (AgentAssist) { return AgentAssist.init(config, loadCobrowse); });
+  return load().then(function (Boot) { return makeWidget(Boot, config, loadWidget, loadCobrowse); });
 }
 
 function autoMount() {

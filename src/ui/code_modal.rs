@@ -7,12 +7,13 @@
 //! inert, and Esc raises `cancel`. Tab is additionally wrapped inside it so
 //! keyboard focus never reaches the browser chrome in the middle of the flow.
 
+use super::shell::Shell;
 use super::trap_tab;
 use crate::code;
 use crate::i18n::{Strings, Text};
 use crate::ui::identity_form::{IdentityForm, OnForm};
 use agent_assist_protocol::VisitorInfo;
-use agent_assist_web::dom::{self, append, attr, button, el, text_el, Listener};
+use agent_assist_web::dom::{self, append, attr, el, text_el, Listener};
 use gloo_timers::callback::Interval;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
@@ -37,6 +38,7 @@ pub struct CodeModal {
     panel: Element,
     status: Element,
     close_button: Element,
+    shell: Shell,
     /// Listeners of whatever the panel currently shows (Retry buttons, copy).
     panel_listeners: Vec<Listener>,
     /// Updates the countdown once a second while a code is shown.
@@ -54,79 +56,61 @@ impl CodeModal {
         privacy_url: Option<&str>,
         on_action: OnAction,
     ) -> CodeModal {
-        let dialog: HtmlDialogElement = el(doc, "dialog", "").unchecked_into();
-        attr(&dialog, "aria-labelledby", "aa-title");
-        attr(&dialog, "part", "dialog");
+        let shell = Shell::new(doc, root, strings, &strings.notices, privacy_url);
+        CodeModal::with_shell(doc, root, shell, strings, on_action)
+    }
 
-        let close_button = button(doc, "close", "\u{00d7}");
-        attr(&close_button, "aria-label", strings.get(Text::Close));
-        append(&dialog, &close_button);
+    /// Takes over the boot module's modal, open with its placeholder, if
+    /// `root` has one; the visitor sees no change.
+    pub fn adopt(
+        doc: &Document,
+        root: &ShadowRoot,
+        strings: &Strings,
+        on_action: OnAction,
+    ) -> Option<CodeModal> {
+        let dialog = root.query_selector("dialog[open]").ok().flatten()?;
+        let shell = Shell::find(dialog.unchecked_into())?;
+        Some(CodeModal::with_shell(doc, root, shell, strings, on_action))
+    }
 
-        let title = text_el(doc, "h2", "", strings.get(Text::Title));
-        attr(&title, "id", "aa-title");
-        append(&dialog, &title);
-
-        if !strings.notices.is_empty() {
-            let list = el(doc, "ul", "notices");
-            for notice in &strings.notices {
-                append(&list, &text_el(doc, "li", "", notice));
-            }
-            append(&dialog, &list);
-        }
-
-        if let Some(url) = privacy_url {
-            let p = text_el(doc, "p", "privacy", strings.get(Text::PrivacyIntro));
-            let _ = p.append_with_str_1(" ");
-            let link = text_el(doc, "a", "", strings.get(Text::PrivacyLink));
-            attr(&link, "href", url);
-            attr(&link, "target", "_blank");
-            attr(&link, "rel", "noopener noreferrer");
-            append(&p, &link);
-            let _ = p.append_with_str_1(".");
-            append(&dialog, &p);
-        }
-
-        let panel = el(doc, "div", "panel");
-        append(&dialog, &panel);
-
-        // Announces state changes (code ready, expired, error) politely,
-        // once each, instead of making the ticking countdown a live region.
-        let status = el(doc, "div", "sr");
-        attr(&status, "role", "status");
-        append(&dialog, &status);
-
-        let actions = el(doc, "div", "actions");
-        let cancel_button = button(doc, "button secondary cancel", strings.get(Text::Cancel));
-        append(&actions, &cancel_button);
-        append(&dialog, &actions);
-
-        let _ = root.append_child(&dialog);
-
+    fn with_shell(
+        doc: &Document,
+        root: &ShadowRoot,
+        shell: Shell,
+        strings: &Strings,
+        on_action: OnAction,
+    ) -> CodeModal {
         let cancel = |on_action: &OnAction| {
             let on_action = on_action.clone();
             move |_: Event| on_action(Action::Cancel)
         };
         let mut listeners = vec![
-            Listener::new(&close_button, "click", cancel(&on_action)),
-            Listener::new(&cancel_button, "click", cancel(&on_action)),
+            Listener::new(&shell.close_button, "click", cancel(&on_action)),
+            Listener::new(&shell.cancel_button, "click", cancel(&on_action)),
         ];
         // Esc: the dialog would close itself; we close it our way instead so
         // the code is withdrawn at the broker too.
         let on_esc = on_action.clone();
-        listeners.push(Listener::new(&dialog, "cancel", move |e: Event| {
+        listeners.push(Listener::new(&shell.dialog, "cancel", move |e: Event| {
             e.prevent_default();
             on_esc(Action::Cancel);
         }));
-        listeners.push(trap_tab(&dialog, root, &close_button, &cancel_button));
+        listeners.push(trap_tab(
+            &shell.dialog,
+            root,
+            &shell.close_button,
+            &shell.cancel_button,
+        ));
 
         CodeModal {
             doc: doc.clone(),
             strings: strings.clone(),
             on_action,
-            dialog,
-            panel,
-            status,
-            close_button,
+            dialog: shell.dialog.clone(),
+            panel: shell.panel.clone(),
+            status: shell.status.clone(),
+            close_button: shell.close_button.clone(),
+            shell,
             panel_listeners: Vec::new(),
             ticker: None,
             form: None,
@@ -194,17 +178,7 @@ impl CodeModal {
             }
         }
         self.reset_panel();
-        append(
-            &self.panel,
-            &text_el(&self.doc, "p", "label", self.strings.get(Text::CodeLabel)),
-        );
-        let skeleton = el(&self.doc, "div", "skeleton");
-        attr(&skeleton, "aria-hidden", "true");
-        append(&self.panel, &skeleton);
-        let expiry = text_el(&self.doc, "p", "expiry", "\u{00a0}");
-        append(&self.panel, &expiry);
-        attr(&self.panel, "aria-busy", "true");
-        self.announce(self.strings.get(Text::Loading));
+        self.shell.show_loading(&self.doc, &self.strings);
     }
 
     /// Shows `code` and counts down to `deadline` (a `performance.now()` time).
@@ -294,23 +268,17 @@ impl CodeModal {
 
     fn show_message(&mut self, message: String, is_error: bool, button: Option<Text>) {
         self.reset_panel();
-        let p = text_el(
-            &self.doc,
-            "p",
-            if is_error { "message error" } else { "message" },
-            &message,
-        );
-        append(&self.panel, &p);
-        self.announce(&message);
-        let Some(button) = button else {
+        let action = button.map(|b| self.strings.get(b));
+        let Some(retry) = self
+            .shell
+            .show_message(&self.doc, &message, is_error, action)
+        else {
             // Nothing to do here but close: keep keyboard users near Close.
             if self.is_open() {
                 dom::focus(&self.close_button);
             }
             return;
         };
-        let retry = dom::button(&self.doc, "button primary retry", self.strings.get(button));
-        append(&self.panel, &retry);
         let on_action = self.on_action.clone();
         self.panel_listeners
             .push(Listener::new(&retry, "click", move |_| {
@@ -326,12 +294,11 @@ impl CodeModal {
         self.ticker = None;
         self.form = None;
         self.panel_listeners.clear();
-        self.panel.set_text_content(None);
-        let _ = self.panel.remove_attribute("aria-busy");
+        self.shell.clear_panel();
     }
 
     fn announce(&self, text: &str) {
-        self.status.set_text_content(Some(text));
+        self.shell.announce(text);
     }
 }
 

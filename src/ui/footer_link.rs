@@ -6,6 +6,8 @@ use web_sys::{Document, Element, ShadowRoot};
 pub struct FooterLink {
     pub button: Element,
     _click: Listener,
+    /// False once [`FooterLink::release`] handed the button on.
+    owned: bool,
 }
 
 impl FooterLink {
@@ -20,13 +22,27 @@ impl FooterLink {
         let button = dom::button(doc, "link", label);
         dom::attr(&button, "aria-haspopup", "dialog");
         dom::attr(&button, "part", "link");
+        let _ = root.append_child(&button);
+        FooterLink::adopt(button, on_click)
+    }
+
+    /// Takes over a link button that is already in place (the boot
+    /// module's), so it keeps its place in the page and its focus.
+    pub fn adopt(button: Element, on_click: impl FnMut() + 'static) -> FooterLink {
         let mut on_click = on_click;
         let click = Listener::new(&button, "click", move |_| on_click());
-        let _ = root.append_child(&button);
         FooterLink {
             button,
             _click: click,
+            owned: true,
         }
+    }
+
+    /// Removes this link's click listener and hands the button on.
+    #[cfg(feature = "boot")]
+    pub fn release(mut self) -> Element {
+        self.owned = false;
+        self.button.clone()
     }
 }
 
@@ -40,6 +56,8 @@ impl FooterLink {
 
 impl Drop for FooterLink {
     fn drop(&mut self) {
-        self.button.remove();
+        if self.owned {
+            self.button.remove();
+        }
     }
 }

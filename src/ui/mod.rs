@@ -9,24 +9,45 @@
 //!   before the code is made (`auth: "form"` / `"optional-form"`).
 //! - [`consent_prompt::ConsentPrompt`]: Allow / Deny when an agent asks in.
 //! - [`indicator::Indicator`]: "Sharing this page with …" and Stop sharing.
+//! - [`shell`]: the modal's frame and its placeholder, which both modules
+//!   build, so the hand-over from one to the other changes nothing.
+//! - `pending::Pending` (boot module): the modal from the click until the
+//!   widget module takes it over (or says it cannot be reached).
+//!
+//! The boot module has the host, the link, the shell and `pending`; the
+//! widget module everything but `pending`.
 
+#[cfg(not(feature = "boot"))]
 pub mod code_modal;
+#[cfg(not(feature = "boot"))]
 pub mod consent_prompt;
 pub mod footer_link;
+#[cfg(not(feature = "boot"))]
 pub mod identity_form;
+#[cfg(not(feature = "boot"))]
 pub mod indicator;
+#[cfg(feature = "boot")]
+pub mod pending;
+pub mod shell;
 
 use crate::config::Theme;
 use crate::error::Result;
 use agent_assist_web::dom;
 use web_sys::{CssStyleSheet, Document, Element, ShadowRoot, ShadowRootInit, ShadowRootMode};
 
-const CSS: &str = include_str!("style.css");
+/// The link and the modal's frame (both modules), minified by `build.rs`.
+const CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/style.css"));
+/// What only the widget module draws.
+#[cfg(not(feature = "boot"))]
+const WIDGET_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/widget.css"));
 
 /// The element the widget adds to the page, and its shadow root.
 pub struct Host {
     pub element: Element,
     pub root: ShadowRoot,
+    /// False once [`Host::release`] handed the element on: dropping this
+    /// `Host` then leaves it in the page.
+    owned: bool,
 }
 
 impl Host {
@@ -41,10 +62,55 @@ impl Host {
         let root = element.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open))?;
         // A constructable stylesheet needs no <style> element and no
         // 'unsafe-inline', so the widget works under a strict CSP.
-        let sheet = CssStyleSheet::new()?;
-        sheet.replace_sync(CSS)?;
-        root.set_adopted_style_sheets(&js_sys::Array::of1(&sheet));
-        Ok(Host { element, root })
+        let shared = sheet(CSS)?;
+        root.set_adopted_style_sheets(&js_sys::Array::of1(&shared));
+        let host = Host {
+            element,
+            root,
+            owned: true,
+        };
+        #[cfg(not(feature = "boot"))]
+        host.add_widget_sheet()?;
+        Ok(host)
+    }
+
+    /// Puts the widget module's own sheet before the shared one (see
+    /// widget.css for why before).
+    #[cfg(not(feature = "boot"))]
+    fn add_widget_sheet(&self) -> Result<()> {
+        let sheets = self.root.adopted_style_sheets();
+        let own = sheet(WIDGET_CSS)?;
+        sheets.unshift(&own);
+        self.root.set_adopted_style_sheets(&sheets);
+        Ok(())
+    }
+
+    /// Takes over a host the boot module made (same markup, same
+    /// stylesheet), wherever the page has it.
+    pub fn adopt(element: Element) -> Result<Host> {
+        let root = element
+            .shadow_root()
+            .ok_or_else(|| crate::Error::Js("the widget's host has no shadow root".into()))?;
+        let host = Host {
+            element,
+            root,
+            owned: true,
+        };
+        #[cfg(not(feature = "boot"))]
+        host.add_widget_sheet()?;
+        Ok(host)
+    }
+
+    /// The footer link in this host, if it has one.
+    pub fn link_button(&self) -> Option<Element> {
+        self.root.query_selector("button.link").ok().flatten()
+    }
+
+    /// Hands the element on (to the widget module), leaving it in the page.
+    #[cfg(feature = "boot")]
+    pub fn release(mut self) -> Element {
+        self.owned = false;
+        self.element.clone()
     }
 
     /// Moves the widget into `parent`, as its last child.
@@ -58,9 +124,17 @@ impl Host {
     }
 }
 
+fn sheet(css: &str) -> Result<CssStyleSheet> {
+    let sheet = CssStyleSheet::new()?;
+    sheet.replace_sync(css)?;
+    Ok(sheet)
+}
+
 impl Drop for Host {
     fn drop(&mut self) {
-        self.element.remove();
+        if self.owned {
+            self.element.remove();
+        }
     }
 }
 

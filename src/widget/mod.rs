@@ -12,7 +12,6 @@
 //! `destroy()` drops the UI and so breaks that cycle.
 
 mod mirror;
-mod saved;
 mod session;
 
 use crate::client::BrokerClient;
@@ -32,10 +31,10 @@ use agent_assist_protocol::{
 };
 use agent_assist_web::dom;
 use gloo_timers::callback::Timeout;
-use js_sys::{Function, Object, Reflect};
+use js_sys::Function;
 use std::cell::RefCell;
 use std::rc::Rc;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use web_sys::{Document, Element};
 
 #[derive(Clone)]
@@ -82,6 +81,9 @@ struct Inner {
     cobrowse: Option<Function>,
     /// The mirror of the page while a session is active.
     sharing: Option<mirror::Sharing>,
+    /// The modal is the boot module's, taken over open and waiting for
+    /// `open()` to go on.
+    adopted_modal: bool,
 }
 
 enum CodeState {
@@ -113,18 +115,24 @@ impl Live {
 }
 
 impl Widget {
-    pub fn new(config: Config, cobrowse: Option<Function>) -> Result<Widget> {
-        let doc = web_sys::window()
-            .and_then(|w| w.document())
-            .ok_or(Error::NoDocument)?;
+    /// A widget for `config`. `adopt` is the boot module's host element: the
+    /// widget takes it over, with the footer link inside it.
+    pub fn new(
+        config: Config,
+        cobrowse: Option<Function>,
+        adopt: Option<Element>,
+    ) -> Result<Widget> {
+        let doc = crate::mount::document()?;
         let client = BrokerClient::new(config.broker.clone());
         let visitor_id = VisitorId::new(&config.site_key, config.visitor_storage);
-        Ok(Widget(Rc::new(RefCell::new(Inner {
+        let host = adopt.map(Host::adopt).transpose()?;
+        let adopted_link = host.as_ref().and_then(Host::link_button);
+        let widget = Widget(Rc::new(RefCell::new(Inner {
             config,
             client,
             doc,
             events: Emitter::default(),
-            host: None,
+            host,
             link: None,
             modal: None,
             code: CodeState::Idle,
@@ -144,7 +152,47 @@ impl Widget {
             typed: None,
             cobrowse,
             sharing: None,
-        }))))
+            adopted_modal: false,
+        })));
+        if let Some(button) = adopted_link {
+            let this = widget.clone();
+            let mut inner = widget.0.borrow_mut();
+            let link = FooterLink::adopt(button, move || {
+                let _ = this.open();
+            });
+            link.set_hidden(inner.awaits_identity());
+            inner.link = Some(link);
+        }
+        // The boot module's modal, open with its placeholder since the
+        // visitor's click: it becomes ours, and `open()` carries on in it.
+        let adopted_modal = {
+            let inner = widget.0.borrow();
+            inner.host.as_ref().and_then(|host| {
+                CodeModal::adopt(
+                    &inner.doc,
+                    &host.root,
+                    &inner.config.strings,
+                    widget.modal_actions(),
+                )
+            })
+        };
+        if let Some(modal) = adopted_modal {
+            let mut inner = widget.0.borrow_mut();
+            inner.modal = Some(modal);
+            inner.adopted_modal = true;
+        }
+        Ok(widget)
+    }
+
+    /// What the code modal's buttons and Esc do.
+    fn modal_actions(&self) -> crate::ui::code_modal::OnAction {
+        let this = self.clone();
+        Rc::new(move |action| match action {
+            Action::Cancel => {
+                let _ = this.close();
+            }
+            Action::Retry => this.request(),
+        })
     }
 
     fn live(&self) -> Result<std::cell::RefMut<'_, Inner>> {
@@ -168,7 +216,7 @@ impl Widget {
         let mut inner = self.live()?;
         let parent = match parent {
             Some(p) => p,
-            None => default_parent(&inner.doc)?,
+            None => crate::mount::default_parent(&inner.doc)?,
         };
         inner.ensure_host()?;
         if inner.link.is_none() {
@@ -217,17 +265,14 @@ impl Widget {
             return Err(Error::NotIdentified);
         }
         inner.ensure_mounted()?;
-        if inner.modal.as_ref().is_some_and(CodeModal::is_open) {
+        // The boot module's modal, taken over open: what it waited for
+        // (the code, or the form) goes on in it.
+        let adopted = std::mem::take(&mut inner.adopted_modal);
+        if inner.modal.as_ref().is_some_and(CodeModal::is_open) && !adopted {
             return Ok(());
         }
         if inner.modal.is_none() {
-            let this = self.clone();
-            let on_action = Rc::new(move |action| match action {
-                Action::Cancel => {
-                    let _ = this.close();
-                }
-                Action::Retry => this.request(),
-            });
+            let on_action = self.modal_actions();
             let host = inner.host.as_ref().ok_or(Error::Destroyed)?;
             let modal = CodeModal::new(
                 &inner.doc,
@@ -495,11 +540,11 @@ impl Widget {
                 if !err.is_transient() {
                     // A configuration problem (unknown site key, origin not
                     // allowed…): tell the site's developer in the console.
-                    web_sys::console::error_1(&err.to_string().into());
+                    web_sys::console::error_1(&err.message().into());
                 }
                 let detail = object(&[
                     ("code", err.code().into()),
-                    ("message", err.to_string().into()),
+                    ("message", err.message().into()),
                 ]);
                 let emission = inner.emission("error", detail);
                 drop(inner);
@@ -656,25 +701,4 @@ fn spawn_cancel(client: &BrokerClient, response: &CreateCodeResponse) {
     });
 }
 
-/// `[data-agent-assist]`, else the last `<footer>`, else `<body>`.
-fn default_parent(doc: &Document) -> Result<Element> {
-    if let Ok(Some(marked)) = doc.query_selector("[data-agent-assist]") {
-        return Ok(marked);
-    }
-    let footers = doc.get_elements_by_tag_name("footer");
-    if let Some(footer) = footers.item(footers.length().saturating_sub(1)) {
-        return Ok(footer);
-    }
-    doc.body()
-        .map(JsCast::unchecked_into)
-        .ok_or(Error::NoDocument)
-}
-
-/// A plain JS object from key/value pairs.
-pub fn object(pairs: &[(&str, JsValue)]) -> JsValue {
-    let obj = Object::new();
-    for (k, v) in pairs {
-        let _ = Reflect::set(&obj, &JsValue::from_str(k), v);
-    }
-    obj.into()
-}
+pub use crate::events::object;

@@ -2,11 +2,11 @@
 //! prompt (ours or the site's `onConsent`), the session indicator, ending,
 //! and picking the session up again after a reload or on another page.
 
-use super::saved::{self, Saved};
 use super::{deliver, object, CodeState, Inner, Live, Widget};
 use crate::error::Error;
 use crate::events::Emission;
 use crate::i18n::{fill, Text};
+use crate::saved::{self, Saved};
 use crate::stream::SessionStream;
 use crate::ui::code_modal::now;
 use crate::ui::consent_prompt::ConsentPrompt;

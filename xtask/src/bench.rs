@@ -35,7 +35,7 @@ pub fn run(args: &[String]) -> Result {
     println!("Script-tag payload (everything the script tag loads; CSS is inside the wasm):");
     let mut raw_total = 0;
     let mut gz_total = 0;
-    for name in ["agent-assist.js", "agent-assist_bg.wasm"] {
+    for name in crate::test::PAYLOAD {
         let bytes =
             std::fs::read(build::dist_dir().join(name)).map_err(|e| format!("{name}: {e}"))?;
         let gz = gzip_len(&bytes);

@@ -1,8 +1,13 @@
-//! Builds the SDK's two deliverables from one wasm module:
-//! - `pkg/`: the npm package (ESM glue, wasm, `index.js` wrapper, types);
-//! - `pkg/dist/`: the script-tag bundle (`agent-assist.js` + its `.wasm`);
+//! Builds the SDK's deliverables from its two wasm modules (one crate, see
+//! `src/lib.rs`): the boot module, which the page loads, and the widget
+//! module, which the boot module fetches on demand:
+//! - `pkg/`: the npm package (boot ESM glue + wasm, `index.js` wrapper,
+//!   types) with the widget module in `pkg/widget/`;
+//! - `pkg/dist/`: the script-tag bundle (`agent-assist.js`: boot glue and
+//!   loader in one classic script, + its `.wasm`) with the widget module in
+//!   `pkg/dist/widget/`;
 //!
-//! and, from separate wasm modules so the page-load bundle does not grow:
+//! and, from separate crates, so no page-load bundle grows:
 //! - the co-browsing module, which the widget imports only once a visitor
 //!   allows a session: `pkg/cobrowse/` (npm) and `pkg/dist/cobrowse/`
 //!   (script tag), ES module glue + `.wasm`;
@@ -34,13 +39,18 @@ pub fn dist_dir() -> PathBuf {
 
 pub fn run() -> Result {
     sdk()?;
+    widget()?;
     cobrowse()?;
     console()
 }
 
-/// The visitor's SDK: `pkg/` and `pkg/dist/`.
+/// The visitor's SDK, boot module: `pkg/` and `pkg/dist/`.
 fn sdk() -> Result {
-    let wasm = wasm_release("the SDK", "agent-assist")?;
+    let wasm = wasm_release(
+        "the SDK's boot module",
+        "agent-assist",
+        &["--features", "boot"],
+    )?;
     step(
         "generating pkg/ (npm package) and pkg/dist/ (script tag)",
         || {
@@ -50,24 +60,32 @@ fn sdk() -> Result {
             let _ = std::fs::remove_dir_all(&pkg);
             std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
 
-            bindgen(&wasm, &pkg, "web", "agent_assist", true)?;
-            optimize(&pkg.join("agent_assist_bg.wasm"))?;
+            bindgen(&wasm, &pkg, "web", "agent_assist")?;
+            optimize_short_names(
+                &pkg.join("agent_assist_bg.wasm"),
+                &pkg.join("agent_assist.js"),
+            )?;
             let js = root().join("src/js");
-            copy(&js.join("index.js"), &pkg.join("index.js"))?;
+            let facade = read(&js.join("facade.js"))?;
+            let index = read(&js.join("index.js"))?.replace("// @facade\n", &facade);
+            write(&pkg.join("index.js"), &index)?;
             copy(&js.join("index.d.ts"), &pkg.join("index.d.ts"))?;
             copy(&js.join("README.md"), &pkg.join("README.md"))?;
             let manifest =
                 read(&js.join("package.json"))?.replace("0.0.0-version", env!("CARGO_PKG_VERSION"));
             write(&pkg.join("package.json"), &manifest)?;
 
-            bindgen(&wasm, &dist, "no-modules", "agent-assist", false)?;
-            optimize(&dist.join("agent-assist_bg.wasm"))?;
-            // One classic script: the glue and the loader in one closure, so the
-            // page gets no globals but `window.AgentAssist`.
+            bindgen(&wasm, &dist, "no-modules", "agent-assist")?;
+            optimize_short_names(
+                &dist.join("agent-assist_bg.wasm"),
+                &dist.join("agent-assist.js"),
+            )?;
+            // One classic script: the glue, the facade and the loader in one
+            // closure, so the page gets no globals but `window.AgentAssist`.
             let glue = read(&dist.join("agent-assist.js"))?;
             let loader = read(&js.join("loader.js"))?;
             let bundle = format!(
-                "/*! Agent Assist {} */\n(function () {{\n{glue}\n{loader}\n}})();\n",
+                "/*! Agent Assist {} */\n(function () {{\n{glue}\n{facade}\n{loader}\n}})();\n",
                 env!("CARGO_PKG_VERSION")
             );
             let bundle_path = dist.join("agent-assist.js");
@@ -77,27 +95,43 @@ fn sdk() -> Result {
     )
 }
 
+/// The SDK's widget module, in `pkg/widget/` and `pkg/dist/widget/` (the
+/// same files; the boot module imports `widget/agent_assist_widget.js` next
+/// to itself). Runs after [`sdk`], which starts `pkg/` afresh.
+fn widget() -> Result {
+    let wasm = wasm_release("the SDK's widget module", "agent-assist", &[])?;
+    step(
+        "generating pkg/widget/ and pkg/dist/widget/ (widget module)",
+        || module_pair(&wasm, "widget", "agent_assist_widget"),
+    )
+}
+
+/// `wasm` as an ES module (`--target web` glue + optimised `.wasm`) named
+/// `name`, in `pkg/{dir}/` and the same files in `pkg/dist/{dir}/`.
+fn module_pair(wasm: &Path, dir: &str, name: &str) -> Result {
+    let npm = pkg_dir().join(dir);
+    let dist = dist_dir().join(dir);
+    for d in [&npm, &dist] {
+        let _ = std::fs::remove_dir_all(d);
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+    }
+    bindgen(wasm, &npm, "web", name)?;
+    let bg = [name, "_bg.wasm"].concat();
+    optimize(&npm.join(&bg))?;
+    for file in [[name, ".js"].concat(), bg] {
+        copy(&npm.join(&file), &dist.join(&file))?;
+    }
+    Ok(())
+}
+
 /// The co-browsing module, in `pkg/cobrowse/` and `pkg/dist/cobrowse/` (the
 /// same files: the widget imports `cobrowse/agent_assist_cobrowse.js` next to
 /// itself). Runs after [`sdk`], which starts `pkg/` afresh.
 fn cobrowse() -> Result {
-    let wasm = wasm_release("the co-browsing module", "agent-assist-cobrowse")?;
+    let wasm = wasm_release("the co-browsing module", "agent-assist-cobrowse", &[])?;
     step(
         "generating pkg/cobrowse/ and pkg/dist/cobrowse/ (co-browsing)",
-        || {
-            let npm = pkg_dir().join("cobrowse");
-            let dist = dist_dir().join("cobrowse");
-            for dir in [&npm, &dist] {
-                let _ = std::fs::remove_dir_all(dir);
-                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-            }
-            bindgen(&wasm, &npm, "web", "agent_assist_cobrowse", false)?;
-            optimize(&npm.join("agent_assist_cobrowse_bg.wasm"))?;
-            for file in ["agent_assist_cobrowse.js", "agent_assist_cobrowse_bg.wasm"] {
-                copy(&npm.join(file), &dist.join(file))?;
-            }
-            Ok(())
-        },
+        || module_pair(&wasm, "cobrowse", "agent_assist_cobrowse"),
     )
 }
 
@@ -105,36 +139,44 @@ fn cobrowse() -> Result {
 /// `--target web` glue, an ES module the page imports) and its `.wasm`.
 /// Runs after [`sdk`], which starts `pkg/` afresh.
 fn console() -> Result {
-    let wasm = wasm_release("the agent console", "agent-assist-console")?;
+    let wasm = wasm_release("the agent console", "agent-assist-console", &[])?;
     step("generating pkg/dist/console/ (agent console)", || {
         let out = dist_dir().join("console");
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-        bindgen(&wasm, &out, "web", "agent_console", false)?;
+        bindgen(&wasm, &out, "web", "agent_console")?;
         optimize(&out.join("agent_console_bg.wasm"))
     })
 }
 
-/// Builds `package`'s library for wasm in release and returns the `.wasm`
-/// that cargo wrote (the crate name with underscores).
-fn wasm_release(what: &str, package: &str) -> Result<PathBuf> {
+/// Builds `package`'s library for wasm with the size-tuned `wasm` profile and returns the `.wasm`
+/// that cargo wrote (the crate name with underscores), with `features`
+/// (cargo arguments) on.
+fn wasm_release(what: &str, package: &str, features: &[&str]) -> Result<PathBuf> {
     step(&format!("building {what} (Rust -> wasm, release)"), || {
-        exec(cargo().args([
-            "build",
-            "--quiet",
-            "--release",
-            "--lib",
-            "-p",
-            package,
-            "--target",
-            WASM_TARGET,
-        ]))?;
-        let file = format!("release/{}.wasm", package.replace('-', "_"));
+        exec(
+            cargo()
+                .args([
+                    "build",
+                    "--quiet",
+                    "--profile",
+                    "wasm",
+                    "--lib",
+                    "-p",
+                    package,
+                    "--target",
+                    WASM_TARGET,
+                ])
+                .args(features),
+        )?;
+        let file = format!("wasm/{}.wasm", package.replace('-', "_"));
         Ok(root().join("target").join(WASM_TARGET).join(file))
     })
 }
 
-fn bindgen(wasm: &Path, out: &Path, target: &str, name: &str, typescript: bool) -> Result {
+/// wasm-bindgen's glue for `wasm` (no TypeScript: `src/js/index.d.ts` is
+/// the package's types, written by hand).
+fn bindgen(wasm: &Path, out: &Path, target: &str, name: &str) -> Result {
     let mut cmd = Command::new("wasm-bindgen");
     cmd.arg(wasm)
         .args([
@@ -144,12 +186,14 @@ fn bindgen(wasm: &Path, out: &Path, target: &str, name: &str, typescript: bool) 
             name,
             "--remove-name-section",
             "--remove-producers-section",
+            // Every browser the widget supports has `encodeInto`; the
+            // fallback would only add bytes.
+            "--encode-into",
+            "always",
         ])
         .arg("--out-dir")
         .arg(out);
-    if !typescript {
-        cmd.arg("--no-typescript");
-    }
+    cmd.arg("--no-typescript");
     exec(&mut cmd)
 }
 
@@ -157,11 +201,93 @@ fn optimize(wasm: &Path) -> Result {
     exec(
         Command::new(wasm_opt())
             .arg("-Oz")
+            // Browsers ignore the section; it is only bytes on the wire.
+            .arg("--strip-target-features")
             .args(WASM_FEATURES)
             .arg(wasm)
             .arg("-o")
             .arg(wasm),
     )
+}
+
+/// [`optimize`], and also gives every import and export of `wasm` a one-
+/// or two-letter name, rewriting its wasm-bindgen glue `js` to match. The
+/// generated names end in 16-hex-digit hashes that no compressor shrinks
+/// and appear twice (in the wasm and in the glue); this is the boot
+/// module's, which every page loads, so its bytes count most.
+fn optimize_short_names(wasm: &Path, js: &Path) -> Result {
+    let mut cmd = Command::new(wasm_opt());
+    cmd.args(["-Oz", "--strip-target-features"])
+        .args(WASM_FEATURES)
+        .arg("--minify-imports-and-exports-and-modules")
+        .arg(wasm)
+        .arg("-o")
+        .arg(wasm);
+    let map = crate::output(&mut cmd).ok_or_else(|| format!("{} failed", crate::describe(&cmd)))?;
+    let map: serde_json::Value =
+        serde_json::from_str(&map).map_err(|e| format!("wasm-opt's name map: {e}"))?;
+    let pairs = |key: &str, old: usize, new: usize| -> Result<Vec<(String, String)>> {
+        let list = map[key].as_array().ok_or("wasm-opt printed no name map")?;
+        list.iter()
+            .map(|entry| {
+                let field = |i: usize| entry[i].as_str().map(str::to_owned);
+                field(old)
+                    .zip(field(new))
+                    .ok_or_else(|| format!("odd {key} entry {entry}"))
+            })
+            .collect()
+    };
+    let imports = pairs("imports", 1, 2)?;
+    let exports = pairs("exports", 0, 1)?;
+    let modules: std::collections::BTreeSet<String> = map["imports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry[0].as_str().map(str::to_owned))
+        .collect();
+
+    let mut glue = read(js)?;
+    // The glue's one import object is keyed by module; wasm-opt merges the
+    // modules into one named `a`.
+    for module in &modules {
+        glue = glue.replace(&format!("\"{module}\":"), "\"a\":");
+    }
+    let imports: std::collections::HashMap<_, _> = imports.into_iter().collect();
+    let exports: std::collections::HashMap<_, _> = exports.into_iter().collect();
+    let glue = rename_identifiers(&glue, |prev, word| {
+        if prev.ends_with("wasm.") {
+            exports.get(word)
+        } else {
+            imports.get(word)
+        }
+    });
+    for old in imports.keys() {
+        if glue.contains(old.as_str()) {
+            return Err(format!("{}: `{old}` left after renaming", js.display()));
+        }
+    }
+    write(js, &glue)
+}
+
+/// `text` with each identifier (`[A-Za-z0-9_$]+`) that `rename` maps (given
+/// the text before it) replaced.
+fn rename_identifiers<'a>(text: &str, rename: impl Fn(&str, &str) -> Option<&'a String>) -> String {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(is_ident) {
+        let (before, from) = rest.split_at(start);
+        out.push_str(before);
+        let end = from.find(|c: char| !is_ident(c)).unwrap_or(from.len());
+        let (word, after) = from.split_at(end);
+        match rename(&out, word) {
+            Some(new) => out.push_str(new),
+            None => out.push_str(word),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Minifies the script-tag bundle in place (npm users' bundlers minify

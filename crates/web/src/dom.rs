@@ -9,7 +9,11 @@ use web_sys::{Document, Element, Event, EventTarget};
 /// Creates `<tag class="class">` in `doc`.
 pub fn el(doc: &Document, tag: &str, class: &str) -> Element {
     // `createElement` only throws for invalid tag names, and ours are literals.
-    let e = doc.create_element(tag).expect("valid tag name");
+    // Not `expect`: the error's `Debug` (and the JS glue behind it) would be
+    // linked into every module for a message never shown.
+    let Ok(e) = doc.create_element(tag) else {
+        unreachable!("valid tag name")
+    };
     if !class.is_empty() {
         e.set_class_name(class);
     }

@@ -29,6 +29,7 @@ fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.session_storage().ok().flatten()
 }
 
+#[cfg(not(feature = "boot"))]
 pub fn save(site_key: &str, saved: &Saved) {
     let obj = Object::new();
     for (k, v) in [
@@ -47,12 +48,21 @@ pub fn save(site_key: &str, saved: &Saved) {
     }
 }
 
+/// Whether this tab follows a session of the site (the boot module then
+/// fetches the widget module at once, to pick it up).
+#[cfg(feature = "boot")]
+pub fn exists(site_key: &str) -> bool {
+    storage().is_some_and(|s| s.get_item(&key(site_key)).ok().flatten().is_some())
+}
+
+#[cfg(not(feature = "boot"))]
 pub fn load(site_key: &str) -> Option<Saved> {
     let text = storage()?.get_item(&key(site_key)).ok()??;
     let json = js_sys::JSON::parse(&text).ok()?;
     from_js(json).ok()
 }
 
+#[cfg(not(feature = "boot"))]
 pub fn clear(site_key: &str) {
     if let Some(s) = storage() {
         let _ = s.remove_item(&key(site_key));

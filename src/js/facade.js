@@ -1,0 +1,176 @@
+// The widget object a page gets from `AgentAssist.init`: the boot module
+// (config check, footer link, the modal's frame) until the widget module is
+// here, then the widget module. Shared by the script-tag bundle and the npm entry, which
+// `cargo xtask build` puts it into.
+//
+// The widget module is fetched on the visitor's first sign of intent (the
+// pointer over the link, focus on it, a click, `open()`,
+// `createSessionCode()`), or at once in a tab that follows a session. On
+// arrival it takes over the boot module's host element, link and open modal,
+// the page's listeners and its `identify()` user; every call is forwarded from then
+// on. Nothing here throws into the page but what the page's own calls
+// throw, and no promise rejects unless the page holds it.
+function makeWidget(Boot, config, loadWidget, loadCobrowse) {
+  var boot = new Boot(config, clicked, arrive);
+  var full = null;
+  var arriving = null;
+  var destroyed = false;
+  var openOnArrival = false;
+  var listeners = [];
+  var identity;
+
+  function clicked() {
+    try {
+      api.open();
+    } catch (e) {
+      // The link is hidden whenever open() would refuse; nothing to tell.
+    }
+  }
+
+  function live() {
+    if (destroyed) throw Boot.error(true);
+    return boot;
+  }
+
+  // Calls the page's listeners of `event`; one that throws does not stop
+  // the others (as the widget module's own events do).
+  function emit(event, detail) {
+    listeners.forEach(function (l) {
+      if (l[0] !== event) return;
+      try {
+        l[1](detail);
+      } catch (e) {
+        console.error("Agent Assist: an event listener threw", e);
+      }
+    });
+  }
+
+  // Resolves to the widget module's widget, or null if it could not be
+  // fetched (never rejects).
+  function arrive() {
+    if (full) return Promise.resolve(full);
+    if (destroyed) return Promise.resolve(null);
+    if (!arriving) {
+      arriving = Promise.resolve()
+        .then(loadWidget)
+        .then(adopt, function () {
+          arriving = null;
+          failed();
+          return null;
+        });
+    }
+    return arriving;
+  }
+
+  function adopt(Widget) {
+    if (destroyed) return null;
+    // A modal still open here is for a click the widget module now answers;
+    // one showing an error nobody retried is closed first.
+    if (!openOnArrival) boot.dismiss();
+    var host = boot.handOver();
+    full = Widget.init(config, loadCobrowse, host);
+    boot.free();
+    boot = null;
+    var waiting = listeners;
+    listeners = [];
+    waiting.forEach(function (l) { full.on(l[0], l[1]); });
+    if (identity !== undefined) {
+      // Checked now, by the widget module, before anything is sent.
+      try {
+        full.identify(identity);
+      } catch (e) {
+        console.error(e);
+        waiting.forEach(function (l) {
+          if (l[0] === "error") l[1]({ code: e.code, message: e.message });
+        });
+      }
+    }
+    if (openOnArrival) {
+      openOnArrival = false;
+      try {
+        full.open();
+      } catch (e) {
+        console.error(e);
+      }
+    }
+    return full;
+  }
+
+  // The widget module could not be fetched: a visitor waiting for it sees
+  // the "couldn't reach" message with "Try again" in the modal, and the page
+  // gets an `error` event; the next attempt fetches it again.
+  function failed() {
+    if (!boot) return;
+    boot.busy(false);
+    if (!openOnArrival) return;
+    openOnArrival = false;
+    emit("error", boot.fail(api.open));
+  }
+
+  var api = {
+    mountFooterLink: function (target) {
+      if (full) return full.mountFooterLink(target);
+      live().mount(target);
+    },
+    open: function () {
+      if (full) return full.open();
+      live().checkOpen();
+      // The modal answers the click at once; the widget module takes it
+      // over, open, when it arrives.
+      boot.pending(api.close);
+      boot.busy(true);
+      openOnArrival = true;
+      arrive();
+    },
+    close: function () {
+      if (full) return full.close();
+      live().busy(false);
+      boot.dismiss();
+      openOnArrival = false;
+    },
+    createSessionCode: function (visitor) {
+      if (full) return full.createSessionCode(visitor);
+      if (destroyed) return Promise.reject(Boot.error(true));
+      return arrive().then(function (w) {
+        if (!w) throw Boot.error(false);
+        return w.createSessionCode(visitor);
+      });
+    },
+    cancelSessionCode: function () {
+      if (full) return full.cancelSessionCode();
+      live();
+    },
+    identify: function (user) {
+      if (full) return full.identify(user);
+      live().identified(true);
+      identity = user;
+    },
+    reset: function () {
+      if (full) return full.reset();
+      live().forget();
+      boot.identified(false);
+      identity = undefined;
+    },
+    on: function (event, fn) {
+      if (full) return full.on(event, fn);
+      live();
+      Boot.checkEvent(event);
+      if (!listeners.some(function (l) { return l[0] === event && l[1] === fn; })) listeners.push([event, fn]);
+    },
+    off: function (event, fn) {
+      if (full) return full.off(event, fn);
+      live();
+      Boot.checkEvent(event);
+      listeners = listeners.filter(function (l) { return !(l[0] === event && l[1] === fn); });
+    },
+    destroy: function () {
+      if (full) full.destroy();
+      else if (boot) boot.free();
+      boot = null;
+      destroyed = true;
+      listeners = [];
+    },
+  };
+  if (boot.resumes()) arrive();
+  return api;
+}
