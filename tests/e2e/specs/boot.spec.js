@@ -1,0 +1,191 @@
+// The two-part widget: the page loads only the boot module (config check,
+// footer link); the rest arrives on demand and takes over what the boot
+// module drew without the visitor noticing. Real broker, real pages.
+import { test, expect, widget, codeResponse } from "../fixtures.js";
+import path from "node:path";
+
+/** Paths under /sdk/ the page has fetched, in order. */
+function sdkRequests(page) {
+  const seen = [];
+  page.on("request", (r) => {
+    const p = new URL(r.url()).pathname;
+    if (p.startsWith("/sdk/")) seen.push(p);
+  });
+  return seen;
+}
+
+test("page load fetches the boot module alone; the pointer over the link fetches the rest before any click", async ({ page, broker }) => {
+  const seen = sdkRequests(page);
+  await page.goto(broker.url + "/");
+  const w = widget(page);
+  await expect(w.link).toBeVisible();
+  await page.waitForLoadState("networkidle");
+  expect(seen).toEqual(["/sdk/agent-assist.js", "/sdk/agent-assist_bg.wasm"]);
+
+  const arrived = page.waitForRequest((r) => r.url().endsWith("/sdk/widget/agent_assist_widget_bg.wasm"));
+  await w.link.hover();
+  await arrived;
+  expect(seen).toContain("/sdk/widget/agent_assist_widget.js");
+  // Hovering asks the broker for nothing.
+  await page.waitForLoadState("networkidle");
+  expect(seen.every((p) => !p.startsWith("/v1/"))).toBe(true);
+
+  const { status } = await codeResponse(page, () => w.link.click());
+  expect(status).toBe(201);
+  await expect(w.code).toBeVisible();
+});
+
+test("the click is answered at once: the modal opens while the rest of the widget is still on its way, and the code arrives in that same dialog", async ({ page, broker }) => {
+  await page.goto(broker.url + "/");
+  const w = widget(page);
+  await expect(w.link).toBeVisible();
+  // A stalled server (not a mocked one): nothing it serves arrives.
+  broker.proc.kill("SIGSTOP");
+  try {
+    await w.link.click();
+    await expect(w.dialog).toBeVisible();
+    await expect(w.dialog.getByRole("heading", { name: "Share your screen with support" })).toBeVisible();
+    await expect(w.dialog.getByRole("listitem")).toHaveCount(5);
+    await expect(page.locator("agent-assist-widget .skeleton")).toBeVisible();
+    await expect(page.getByRole("status")).toHaveText("Getting your code…");
+    await expect(w.close).toBeFocused();
+    await w.dialog.evaluate((d) => (d.dataset.seen = "before"));
+  } finally {
+    broker.proc.kill("SIGCONT");
+  }
+  await expect(w.code).toBeVisible();
+  // The widget module took the open dialog over rather than drawing another.
+  await expect(page.locator("agent-assist-widget dialog")).toHaveCount(1);
+  expect(await w.dialog.evaluate((d) => d.dataset.seen)).toBe("before");
+  // And it is the widget module's now: Cancel withdraws the code and
+  // returns focus to the same link.
+  await w.link.evaluate((b) => (b.dataset.seen = "link"));
+  await w.cancel.click();
+  await expect(w.dialog).toBeHidden();
+  await expect(w.link).toBeFocused();
+  expect(await w.link.evaluate((b) => b.dataset.seen)).toBe("link");
+});
+
+test("the rest of the widget cannot be fetched: the modal says so, the page's listener hears it, and Try again works once the service is back", async ({ page, broker }) => {
+  await page.goto(broker.url + "/");
+  await page.evaluate(async () => {
+    const w = await window.AgentAssist.ready;
+    window.__events = [];
+    // Registered before the widget module is here.
+    w.on("error", (e) => window.__events.push(["error", e.code]));
+    w.on("code.created", (e) => window.__events.push(["code.created", e.code]));
+  });
+  const w = widget(page);
+  await broker.stop();
+  await w.link.click();
+  await expect(w.dialog.getByRole("paragraph").filter({ hasText: "We couldn't reach our support service." })).toBeVisible();
+  const retry = w.dialog.getByRole("button", { name: "Try again" });
+  await expect(retry).toBeFocused();
+  await expect(page.getByRole("status")).toContainText("couldn't reach");
+  expect(await page.evaluate(() => window.__events)).toEqual([["error", "network"]]);
+
+  await broker.spawn();
+  const { body } = await codeResponse(page, () => retry.click());
+  await expect(w.code.locator(".sr")).toHaveText(body.code.split("").join(" "));
+  // The listeners went over to the widget module.
+  expect(await page.evaluate(() => window.__events)).toEqual([
+    ["error", "network"],
+    ["code.created", body.code],
+  ]);
+});
+
+test("Cancel before the rest of the widget arrives closes the modal and no code is asked for", async ({ page, broker }) => {
+  await page.goto(broker.url + "/");
+  const w = widget(page);
+  await expect(w.link).toBeVisible();
+  const posts = [];
+  page.on("request", (r) => r.method() === "POST" && posts.push(new URL(r.url()).pathname));
+  broker.proc.kill("SIGSTOP");
+  try {
+    await w.link.click();
+    await expect(w.dialog).toBeVisible();
+    await page.keyboard.press("Escape");
+    await expect(w.dialog).toBeHidden();
+    await expect(w.link).toBeFocused();
+  } finally {
+    broker.proc.kill("SIGCONT");
+  }
+  // The widget module arrives (the pointer is still over the link) and stays quiet.
+  await page.waitForResponse((r) => r.url().endsWith("/sdk/widget/agent_assist_widget_bg.wasm"));
+  await page.waitForLoadState("networkidle");
+  await expect(w.dialog).toBeHidden();
+  expect(posts).toEqual([]);
+});
+
+test("keyboard: focus on the link fetches the rest; Enter opens the modal with the code", async ({ page, broker }) => {
+  await page.goto(broker.url + "/");
+  const w = widget(page);
+  await expect(w.link).toBeVisible();
+  const arrived = page.waitForRequest((r) => r.url().endsWith("/sdk/widget/agent_assist_widget_bg.wasm"));
+  await w.link.focus();
+  await arrived;
+  const { status } = await codeResponse(page, () => page.keyboard.press("Enter"));
+  expect(status).toBe(201);
+  await expect(w.code).toBeVisible();
+  await expect(w.close).toBeFocused();
+});
+
+test("identify() before the rest arrives: a bad identity is reported on the console and as an error event, and no code carries it", async ({ page, broker }) => {
+  const logged = [];
+  page.on("console", (m) => m.type() === "error" && logged.push(m.text()));
+  await page.goto(broker.url + "/support.html");
+  await page.evaluate(async () => {
+    const w = await window.AgentAssist.init({ siteKey: "demo" });
+    window.__events = [];
+    w.on("error", (e) => window.__events.push(e.code));
+    // `email` is not an email address.
+    w.identify({ userId: "u-1", email: "not-an-address", token: "x" });
+    window.__w = w;
+  });
+  const [request] = await Promise.all([
+    page.waitForRequest((r) => r.url().endsWith("/v1/codes") && r.method() === "POST"),
+    page.evaluate(() => window.__w.createSessionCode()),
+  ]);
+  expect(request.postDataJSON().identity ?? null).toBeNull();
+  expect((await request.response()).status()).toBe(201);
+  expect(await page.evaluate(() => window.__events)).toEqual(["invalid_argument"]);
+  expect(logged.some((t) => t.includes("identify()") && t.includes("`email` is not an email address"))).toBe(true);
+});
+
+test("screenshots of the boot module's modal: waiting and unreachable, light, dark, 320 px", async ({ browser, broker }) => {
+  const SHOTS = path.resolve(import.meta.dirname, "../../../target/screenshots");
+  const variants = {
+    light: { viewport: { width: 1280, height: 800 } },
+    dark: { viewport: { width: 1280, height: 800 }, colorScheme: "dark" },
+    "320px": { viewport: { width: 320, height: 640 }, isMobile: true, hasTouch: true },
+  };
+  for (const [name, options] of Object.entries(variants)) {
+    const context = await browser.newContext(options);
+    const page = await context.newPage();
+    await page.goto(broker.url + "/");
+    const w = widget(page);
+    await expect(w.link).toBeVisible();
+    broker.proc.kill("SIGSTOP");
+    try {
+      await w.link.click();
+      await expect(page.locator("agent-assist-widget .skeleton")).toBeVisible();
+      await page.screenshot({ path: path.join(SHOTS, `boot-waiting-${name}.png`), animations: "disabled" });
+    } finally {
+      broker.proc.kill("SIGCONT");
+    }
+    await expect(w.code).toBeVisible();
+    await context.close();
+    // A fresh context (nothing cached), service down: the boot module's own error.
+    const fresh = await browser.newContext(options);
+    const other = await fresh.newPage();
+    await other.goto(broker.url + "/");
+    const v = widget(other);
+    await expect(v.link).toBeVisible();
+    await broker.stop();
+    await v.link.click();
+    await expect(v.dialog.getByRole("button", { name: "Try again" })).toBeFocused();
+    await other.screenshot({ path: path.join(SHOTS, `boot-unreachable-${name}.png`), animations: "disabled" });
+    await broker.spawn();
+    await fresh.close();
+  }
+});
