@@ -46,12 +46,16 @@ function lazy(importer) {
 // points at the link, focuses it or clicks it, or at once in a tab that
 // follows a session. The co-browsing module: once a visitor allows a
 // session. Page load pays for neither.
-const loadWidget = lazy(() =>
-  import("./widget/agent_assist_widget.js").then(async (m) => {
-    await m.default();
+// The glue and the wasm are fetched side by side, not one after the other.
+const loadWidget = lazy(() => {
+  const wasm = fetch(new URL("./widget/agent_assist_widget_bg.wasm", import.meta.url));
+  // Reported through the import's promise, never as an unhandled rejection.
+  wasm.catch(() => {});
+  return import("./widget/agent_assist_widget.js").then(async (m) => {
+    await m.default({ module_or_path: wasm });
     return m.AgentAssist;
-  }),
-);
+  });
+});
 const loadCobrowse = lazy(() =>
   import("./cobrowse/agent_assist_cobrowse.js").then(async (m) => {
     await m.default();

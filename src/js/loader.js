@@ -32,13 +32,18 @@ function load() {
 }
 
 // An ES module next to this script, fetched and instantiated once; a
-// failed fetch is tried again next time.
+// failed fetch is tried again next time. Its glue and its wasm are fetched
+// side by side, not one after the other.
 function lazy(dir, name, then) {
   var pending = null;
   return function () {
     if (!pending) {
+      var wasm = fetch(new URL(dir + "/" + name + "_bg.wasm", base));
+      // Its failure is reported through `pending` (or not at all if the glue
+      // failed first); never as an unhandled rejection on the page.
+      wasm.catch(function () {});
       pending = import(new URL(dir + "/" + name + ".js", base).href).then(function (m) {
-        return m.default({ module_or_path: new URL(dir + "/" + name + "_bg.wasm", base) }).then(function () {
+        return m.default({ module_or_path: wasm }).then(function () {
           return then(m);
         });
       });
