@@ -72,8 +72,7 @@ impl Boot {
             Some(p) => p,
             None => crate::mount::default_parent(&self.doc)?,
         };
-        self.ensure_host()?;
-        let root = self.host.as_ref().ok_or(Error::Destroyed)?.root.clone();
+        let root = self.ensure_host()?.root.clone();
         if self.link.is_none() {
             let label = self.config.strings.get(crate::i18n::Text::Link);
             let on_click = self.on_click.clone();
@@ -133,8 +132,7 @@ impl Boot {
             pending.loading(&self.doc, &self.config.strings);
             return Ok(());
         }
-        self.ensure_mounted()?;
-        let root = self.host.as_ref().ok_or(Error::Destroyed)?.root.clone();
+        let root = self.ensure_mounted()?.root.clone();
         self.pending = Some(Pending::open(
             &self.doc,
             &root,
@@ -216,24 +214,14 @@ impl Boot {
         }
     }
 
-    fn ensure_host(&mut self) -> Result<()> {
-        if self.host.is_none() {
-            let (theme, lang) = (self.config.theme, self.config.strings.lang);
-            self.host = Some(Host::new(&self.doc, theme, lang)?);
-        }
-        Ok(())
+    fn ensure_host(&mut self) -> Result<&Host> {
+        let (theme, lang) = (self.config.theme, self.config.strings.lang);
+        Host::ensure(&mut self.host, &self.doc, theme, lang)
     }
 
-    /// The host is in the page (at the end of `<body>` when the site has not
-    /// mounted the link), for a dialog opened without the link.
-    fn ensure_mounted(&mut self) -> Result<()> {
-        self.ensure_host()?;
-        let host = self.host.as_ref().ok_or(Error::Destroyed)?;
-        if !host.is_mounted() {
-            let body = self.doc.body().ok_or(Error::NoDocument)?;
-            host.mount(&body)?;
-        }
-        Ok(())
+    fn ensure_mounted(&mut self) -> Result<&Host> {
+        let (theme, lang) = (self.config.theme, self.config.strings.lang);
+        Host::ensure_in_page(&mut self.host, &self.doc, theme, lang)
     }
 }
 

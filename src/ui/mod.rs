@@ -64,6 +64,41 @@ impl Host {
         // 'unsafe-inline', so the widget works under a strict CSP.
         let shared = sheet(CSS)?;
         root.set_adopted_style_sheets(&js_sys::Array::of1(&shared));
+        Host::wrap(element, root)
+    }
+
+    /// The host in `slot`, made now if there is none yet.
+    pub fn ensure<'a>(
+        slot: &'a mut Option<Host>,
+        doc: &Document,
+        theme: Theme,
+        lang: &str,
+    ) -> Result<&'a Host> {
+        if slot.is_none() {
+            *slot = Some(Host::new(doc, theme, lang)?);
+        }
+        slot.as_ref().ok_or(crate::Error::Destroyed)
+    }
+
+    /// [`Host::ensure`], and the host in the page: at the end of `<body>` if
+    /// the site has not mounted the footer link (a modal opened without it).
+    pub fn ensure_in_page<'a>(
+        slot: &'a mut Option<Host>,
+        doc: &Document,
+        theme: Theme,
+        lang: &str,
+    ) -> Result<&'a Host> {
+        let host = Host::ensure(slot, doc, theme, lang)?;
+        if !host.is_mounted() {
+            let body = doc.body().ok_or(crate::Error::NoDocument)?;
+            host.mount(&body)?;
+        }
+        Ok(host)
+    }
+
+    /// A host over `element` and its shadow root; the widget module adds
+    /// its own sheet.
+    fn wrap(element: Element, root: ShadowRoot) -> Result<Host> {
         let host = Host {
             element,
             root,
@@ -91,14 +126,7 @@ impl Host {
         let root = element
             .shadow_root()
             .ok_or_else(|| crate::Error::Js("the widget's host has no shadow root".into()))?;
-        let host = Host {
-            element,
-            root,
-            owned: true,
-        };
-        #[cfg(not(feature = "boot"))]
-        host.add_widget_sheet()?;
-        Ok(host)
+        Host::wrap(element, root)
     }
 
     /// The footer link in this host, if it has one.

@@ -634,26 +634,13 @@ impl Inner {
     }
 
     fn ensure_host(&mut self) -> Result<()> {
-        if self.host.is_none() {
-            self.host = Some(Host::new(
-                &self.doc,
-                self.config.theme,
-                self.config.strings.lang,
-            )?);
-        }
-        Ok(())
+        let (theme, lang) = (self.config.theme, self.config.strings.lang);
+        Host::ensure(&mut self.host, &self.doc, theme, lang).map(drop)
     }
 
-    /// The host exists and is in the page (at the end of `<body>` if the
-    /// site has not mounted the footer link).
     fn ensure_mounted(&mut self) -> Result<()> {
-        self.ensure_host()?;
-        let host = self.host.as_ref().ok_or(Error::Destroyed)?;
-        if !host.is_mounted() {
-            let body = self.doc.body().ok_or(Error::NoDocument)?;
-            host.mount(&body)?;
-        }
-        Ok(())
+        let (theme, lang) = (self.config.theme, self.config.strings.lang);
+        Host::ensure_in_page(&mut self.host, &self.doc, theme, lang).map(drop)
     }
 
     /// Forgets the current code or request; a live code is cancelled at the
