@@ -149,11 +149,7 @@ impl Boot {
         if let Some(pending) = self.pending.as_mut() {
             pending.fail(&self.doc, &self.config.strings, callback(on_retry));
         }
-        let err = Error::Network;
-        crate::events::object(&[
-            ("code", err.code().into()),
-            ("message", err.message().into()),
-        ])
+        Error::Network.detail()
     }
 
     /// Closes the modal, if open, with focus back on the link.
@@ -172,7 +168,8 @@ impl Boot {
     }
 
     /// Drops this module's listeners and hands the host element (with the
-    /// link and the open modal inside) to the widget module; `undefined` if nothing was mounted.
+    /// link and the open modal inside) to the widget module; `undefined` if
+    /// nothing was mounted.
     #[wasm_bindgen(js_name = handOver)]
     pub fn hand_over(&mut self) -> Option<Element> {
         if let Some(pending) = self.pending.take() {

@@ -73,6 +73,14 @@ impl Error {
         }
     }
 
+    /// The `error` event's detail: `{ code, message }`.
+    pub fn detail(&self) -> JsValue {
+        crate::events::object(&[
+            ("code", self.code().into()),
+            ("message", self.message().into()),
+        ])
+    }
+
     /// The stable code a page sees as `error.code`.
     pub fn code(&self) -> &'static str {
         match self {

@@ -35,12 +35,6 @@ impl Emitter {
         Ok(())
     }
 
-    /// Every listener, leaving none (the boot module hands them on).
-    #[cfg(feature = "boot")]
-    pub fn take(&mut self) -> Vec<(&'static str, Function)> {
-        std::mem::take(&mut self.listeners)
-    }
-
     pub fn clear(&mut self) {
         self.listeners.clear();
     }

@@ -8,17 +8,18 @@
 //! it needs:
 //! - the **boot module** (`--features boot`): the script tag and the npm
 //!   entry load it with the page. It checks the config, draws the footer
-//!   link, and fetches the widget module on the visitor's first sign of
-//!   intent (pointer over the link, focus, touch) or at once when this tab
-//!   follows a session; then it hands the widget its host element and its
-//!   link, and forwards every call to it (`boot`).
-//! - the **widget module** (the default): everything after the click.
+//!   link and, at the click, the modal's frame (`boot`).
+//! - the **widget module** (the default): everything after the click. The
+//!   page-facing facade (`src/js/facade.js`) fetches it on the visitor's
+//!   first sign of intent (pointer over the link, focus) or at once when
+//!   this tab follows a session, hands it the boot module's host element,
+//!   link and open modal, and from then on forwards every call to it.
 //!
 //! # Layout
 //! - [`AgentAssist`] (this file): the widget module's JS API, its only
-//!   `#[wasm_bindgen]` surface; `boot` has the boot module's (the same
-//!   methods). Errors become JS `Error`s with a `code` property there and
-//!   only there.
+//!   `#[wasm_bindgen]` surface; `boot` has the boot module's, which the
+//!   facade calls. Errors become JS `Error`s with a `code` property there
+//!   and only there.
 //! - `mount`: where the footer link goes, shared by both modules.
 //! - `widget`: the controller — the code's life, the session after it
 //!   (consent, indicator, resume after reload), the UI, the page's events.

@@ -17,7 +17,7 @@ use agent_assist_web::dom::{self, append, attr, el, text_el, Listener};
 use gloo_timers::callback::Interval;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
-use web_sys::{Document, Element, Event, HtmlDialogElement, HtmlElement, ShadowRoot};
+use web_sys::{Document, Event, HtmlElement, ShadowRoot};
 
 /// What the visitor asked the modal for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,10 +34,7 @@ pub struct CodeModal {
     doc: Document,
     strings: Strings,
     on_action: OnAction,
-    dialog: HtmlDialogElement,
-    panel: Element,
-    status: Element,
-    close_button: Element,
+    /// The dialog and its parts.
     shell: Shell,
     /// Listeners of whatever the panel currently shows (Retry buttons, copy).
     panel_listeners: Vec<Listener>,
@@ -106,10 +103,6 @@ impl CodeModal {
             doc: doc.clone(),
             strings: strings.clone(),
             on_action,
-            dialog: shell.dialog.clone(),
-            panel: shell.panel.clone(),
-            status: shell.status.clone(),
-            close_button: shell.close_button.clone(),
             shell,
             panel_listeners: Vec::new(),
             ticker: None,
@@ -119,44 +112,44 @@ impl CodeModal {
     }
 
     pub fn is_open(&self) -> bool {
-        self.dialog.open()
+        self.shell.dialog.open()
     }
 
     pub fn open(&self) {
-        if !self.dialog.open() {
+        if !self.shell.dialog.open() {
             // showModal throws only if the dialog is disconnected or already
             // open as non-modal; neither happens to a mounted widget.
-            let _ = self.dialog.show_modal();
+            let _ = self.shell.dialog.show_modal();
         }
-        dom::focus(&self.close_button);
+        dom::focus(&self.shell.close_button);
     }
 
     /// Re-shows the modal after the widget moved in the page: a moved
     /// dialog leaves the top layer and stays open only as a plain element.
     pub fn reopen(&self) {
-        if self.dialog.open() {
-            self.dialog.close();
-            let _ = self.dialog.show_modal();
+        if self.shell.dialog.open() {
+            self.shell.dialog.close();
+            let _ = self.shell.dialog.show_modal();
         }
     }
 
     pub fn close(&mut self) {
         self.ticker = None;
-        self.dialog.close();
+        self.shell.dialog.close();
     }
 
     /// The identity form (`guest` adds "Continue as guest"), filled with
     /// what the visitor typed last time, if anything.
     pub fn show_form(&mut self, guest: bool, prefill: Option<&VisitorInfo>, on_form: OnForm) {
         self.reset_panel();
-        dom::set_style(&self.panel, "min-height", "");
+        dom::set_style(&self.shell.panel, "min-height", "");
         self.form = Some(IdentityForm::new(
             &self.doc,
-            &self.panel,
+            &self.shell.panel,
             &self.strings,
             guest,
             prefill,
-            &self.status,
+            &self.shell.status,
             on_form,
         ));
         // The status region still says what the last visit to the modal
@@ -171,10 +164,10 @@ impl CodeModal {
             // The form was taller than the code: the panel keeps its height
             // from here on, so the modal does not shrink and jump under the
             // visitor's pointer. CSSOM, not a style attribute: CSP-safe.
-            if let Some(panel) = self.panel.dyn_ref::<HtmlElement>() {
+            if let Some(panel) = self.shell.panel.dyn_ref::<HtmlElement>() {
                 let height = code::decimal(panel.offset_height().max(0) as u32);
                 let height = [height.as_str(), "px"].concat();
-                dom::set_style(&self.panel, "min-height", &height);
+                dom::set_style(&self.shell.panel, "min-height", &height);
             }
         }
         self.reset_panel();
@@ -187,7 +180,7 @@ impl CodeModal {
         let doc = &self.doc;
         let label = text_el(doc, "p", "label", self.strings.get(Text::CodeLabel));
         attr(&label, "id", "aa-code-label");
-        append(&self.panel, &label);
+        append(&self.shell.panel, &label);
 
         let code_el = el(doc, "p", "code");
         attr(&code_el, "part", "code");
@@ -202,7 +195,7 @@ impl CodeModal {
             attr(&span, "aria-hidden", "true");
             append(&code_el, &span);
         }
-        append(&self.panel, &code_el);
+        append(&self.shell.panel, &code_el);
         // Copying any part of the code puts exactly the six digits on the
         // clipboard, without the spoken form or the gap between groups.
         let digits = code::digits_only(code_text);
@@ -222,7 +215,7 @@ impl CodeModal {
         let _ = expiry.append_with_str_1(" ");
         let time = el(doc, "span", "time");
         append(&expiry, &time);
-        append(&self.panel, &expiry);
+        append(&self.shell.panel, &expiry);
 
         let tick = {
             let time = time.clone();
@@ -275,7 +268,7 @@ impl CodeModal {
         else {
             // Nothing to do here but close: keep keyboard users near Close.
             if self.is_open() {
-                dom::focus(&self.close_button);
+                dom::focus(&self.shell.close_button);
             }
             return;
         };
@@ -304,8 +297,8 @@ impl CodeModal {
 
 impl Drop for CodeModal {
     fn drop(&mut self) {
-        self.dialog.close();
-        self.dialog.remove();
+        self.shell.dialog.close();
+        self.shell.dialog.remove();
     }
 }
 

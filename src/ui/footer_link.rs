@@ -38,11 +38,11 @@ impl FooterLink {
         }
     }
 
-    /// Removes this link's click listener and hands the button on.
+    /// Removes this link's click listener and leaves the button in place
+    /// for the widget module, which adopts it.
     #[cfg(feature = "boot")]
-    pub fn release(mut self) -> Element {
+    pub fn release(mut self) {
         self.owned = false;
-        self.button.clone()
     }
 }
 

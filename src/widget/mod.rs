@@ -17,7 +17,7 @@ mod session;
 use crate::client::BrokerClient;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::events::{Emission, Emitter};
+use crate::events::{object, Emission, Emitter};
 use crate::stream::SessionStream;
 use crate::ui::code_modal::{now, Action, CodeModal};
 use crate::ui::consent_prompt::ConsentPrompt;
@@ -542,11 +542,7 @@ impl Widget {
                     // allowed…): tell the site's developer in the console.
                     web_sys::console::error_1(&err.message().into());
                 }
-                let detail = object(&[
-                    ("code", err.code().into()),
-                    ("message", err.message().into()),
-                ]);
-                let emission = inner.emission("error", detail);
+                let emission = inner.emission("error", err.detail());
                 drop(inner);
                 for (_, reject) in waiters {
                     let _ = reject.call1(&JsValue::NULL, &JsValue::from(err.clone()));
@@ -687,5 +683,3 @@ fn spawn_cancel(client: &BrokerClient, response: &CreateCodeResponse) {
         let _ = client.cancel(&id, &token).await;
     });
 }
-
-pub use crate::events::object;

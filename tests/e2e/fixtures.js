@@ -51,6 +51,19 @@ export function widget(page) {
   };
 }
 
+/**
+ * Runs `during` with the broker stalled (SIGSTOP, not a mock: nothing it
+ * serves arrives, the requests wait), then lets it go on.
+ */
+export async function whileStalled(broker, during) {
+  broker.proc.kill("SIGSTOP");
+  try {
+    return await during();
+  } finally {
+    broker.proc.kill("SIGCONT");
+  }
+}
+
 /** Waits for the page's POST /v1/codes answer and returns its JSON. */
 export async function codeResponse(page, action) {
   const [response] = await Promise.all([

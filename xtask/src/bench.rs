@@ -35,12 +35,9 @@ pub fn run(args: &[String]) -> Result {
     println!("Script-tag payload (everything the script tag loads; CSS is inside the wasm):");
     let mut raw_total = 0;
     let mut gz_total = 0;
-    for name in crate::test::PAYLOAD {
-        let bytes =
-            std::fs::read(build::dist_dir().join(name)).map_err(|e| format!("{name}: {e}"))?;
-        let gz = gzip_len(&bytes);
-        println!("  {name:<24} {:>8} B raw {:>8} B gzip", bytes.len(), gz);
-        raw_total += bytes.len();
+    for (name, raw, gz) in build::payload_sizes()? {
+        println!("  {name:<24} {raw:>8} B raw {gz:>8} B gzip");
+        raw_total += raw;
         gz_total += gz;
     }
     println!(

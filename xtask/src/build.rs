@@ -190,24 +190,29 @@ fn bindgen(wasm: &Path, out: &Path, target: &str, name: &str) -> Result {
             // fallback would only add bytes.
             "--encode-into",
             "always",
+            "--no-typescript",
         ])
         .arg("--out-dir")
         .arg(out);
-    cmd.arg("--no-typescript");
     exec(&mut cmd)
 }
 
+/// `wasm-opt -Oz` rewriting `wasm` in place, with `extra` passes.
+fn wasm_opt_cmd(wasm: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(wasm_opt());
+    cmd.arg("-Oz")
+        // Browsers ignore the section; it is only bytes on the wire.
+        .arg("--strip-target-features")
+        .args(WASM_FEATURES)
+        .args(extra)
+        .arg(wasm)
+        .arg("-o")
+        .arg(wasm);
+    cmd
+}
+
 fn optimize(wasm: &Path) -> Result {
-    exec(
-        Command::new(wasm_opt())
-            .arg("-Oz")
-            // Browsers ignore the section; it is only bytes on the wire.
-            .arg("--strip-target-features")
-            .args(WASM_FEATURES)
-            .arg(wasm)
-            .arg("-o")
-            .arg(wasm),
-    )
+    exec(&mut wasm_opt_cmd(wasm, &[]))
 }
 
 /// [`optimize`], and also gives every import and export of `wasm` a one-
@@ -216,13 +221,7 @@ fn optimize(wasm: &Path) -> Result {
 /// and appear twice (in the wasm and in the glue); this is the boot
 /// module's, which every page loads, so its bytes count most.
 fn optimize_short_names(wasm: &Path, js: &Path) -> Result {
-    let mut cmd = Command::new(wasm_opt());
-    cmd.args(["-Oz", "--strip-target-features"])
-        .args(WASM_FEATURES)
-        .arg("--minify-imports-and-exports-and-modules")
-        .arg(wasm)
-        .arg("-o")
-        .arg(wasm);
+    let mut cmd = wasm_opt_cmd(wasm, &["--minify-imports-and-exports-and-modules"]);
     let map = crate::output(&mut cmd).ok_or_else(|| format!("{} failed", crate::describe(&cmd)))?;
     let map: serde_json::Value =
         serde_json::from_str(&map).map_err(|e| format!("wasm-opt's name map: {e}"))?;
@@ -288,6 +287,21 @@ fn rename_identifiers<'a>(text: &str, rename: impl Fn(&str, &str) -> Option<&'a 
     }
     out.push_str(rest);
     out
+}
+
+/// Everything the script tag loads before the footer link works: the bundle
+/// (boot glue, facade, loader) and the boot module's wasm (CSS inside).
+pub const PAYLOAD: [&str; 2] = ["agent-assist.js", "agent-assist_bg.wasm"];
+
+/// `(file, raw bytes, gzip -9 bytes)` of each [`PAYLOAD`] file as built.
+pub fn payload_sizes() -> Result<Vec<(&'static str, usize, usize)>> {
+    PAYLOAD
+        .iter()
+        .map(|&name| {
+            let bytes = std::fs::read(dist_dir().join(name)).map_err(|e| format!("{name}: {e}"))?;
+            Ok((name, bytes.len(), crate::bench::gzip_len(&bytes)))
+        })
+        .collect()
 }
 
 /// Minifies the script-tag bundle in place (npm users' bundlers minify

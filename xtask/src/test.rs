@@ -164,9 +164,6 @@ pub fn run(args: &[String]) -> Result {
     Ok(())
 }
 
-/// Everything the script tag loads before the footer link works: the bundle
-/// (boot glue, facade, loader) and the boot module's wasm (CSS inside).
-pub const PAYLOAD: [&str; 2] = ["agent-assist.js", "agent-assist_bg.wasm"];
 /// Issue 6's budget, gzip bytes: under a fifth of the best-known co-browsing
 /// SDK's script-tag bundle.
 pub const PAYLOAD_BUDGET: usize = 32_000;
@@ -174,15 +171,12 @@ pub const PAYLOAD_BUDGET: usize = 32_000;
 /// Sizes are deterministic (same sources, same tools), so this is a test;
 /// timings are not, and live in `cargo xtask bench`.
 fn payload_within_budget() -> Result {
-    let mut total = 0;
-    let mut parts = Vec::new();
-    for name in PAYLOAD {
-        let bytes =
-            std::fs::read(build::dist_dir().join(name)).map_err(|e| format!("{name}: {e}"))?;
-        let gz = crate::bench::gzip_len(&bytes);
-        parts.push(format!("{name} {gz} B"));
-        total += gz;
-    }
+    let sizes = build::payload_sizes()?;
+    let total: usize = sizes.iter().map(|(_, _, gz)| gz).sum();
+    let parts: Vec<_> = sizes
+        .iter()
+        .map(|(name, _, gz)| format!("{name} {gz} B"))
+        .collect();
     eprintln!(
         "    {} = {total} B gzip (budget {PAYLOAD_BUDGET} B)",
         parts.join(" + ")

@@ -184,17 +184,7 @@ async fn a_killed_broker_restarts_with_every_code_and_session() {
         assert_eq!(status.state, SessionState::Pending);
     }
     let store = SqliteStore::open(dir.path().join("broker.sqlite3")).unwrap();
-    let now = SystemClock.now_ms();
-    for c in &created {
-        assert_eq!(
-            store
-                .find_live_code("demo", &c.code, now)
-                .await
-                .unwrap()
-                .as_deref(),
-            Some(c.session_id.as_str())
-        );
-    }
+    assert_all_live(&store, &created).await;
 }
 
 /// Requests that arrive together share a commit (the store's group
@@ -232,17 +222,7 @@ async fn codes_issued_concurrently_all_survive_a_kill() {
     assert_eq!(codes.len(), created.len(), "a live code was issued twice");
     let store = SqliteStore::open(dir.path().join("broker.sqlite3")).unwrap();
     assert_eq!(store.count_sessions().await.unwrap(), 200);
-    let now = SystemClock.now_ms();
-    for c in &created {
-        assert_eq!(
-            store
-                .find_live_code("demo", &c.code, now)
-                .await
-                .unwrap()
-                .as_deref(),
-            Some(c.session_id.as_str())
-        );
-    }
+    assert_all_live(&store, &created).await;
 }
 
 #[test]
@@ -638,5 +618,20 @@ async fn no_code_token_jwt_or_ticket_ever_reaches_the_log() {
             .filter(|run| !run.is_empty())
             .collect();
         assert!(!digits.contains(&code), "the code leaked: {line}");
+    }
+}
+
+/// Every code in `created` is live in `store`, for its own session.
+async fn assert_all_live(store: &SqliteStore, created: &[CreateCodeResponse]) {
+    let now = SystemClock.now_ms();
+    for c in created {
+        assert_eq!(
+            store
+                .find_live_code("demo", &c.code, now)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(c.session_id.as_str())
+        );
     }
 }

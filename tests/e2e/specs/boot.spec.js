@@ -1,7 +1,7 @@
 // The two-part widget: the page loads only the boot module (config check,
 // footer link); the rest arrives on demand and takes over what the boot
 // module drew without the visitor noticing. Real broker, real pages.
-import { test, expect, widget, codeResponse } from "../fixtures.js";
+import { test, expect, widget, codeResponse, whileStalled } from "../fixtures.js";
 import path from "node:path";
 
 /** Paths under /sdk/ the page has fetched, in order. */
@@ -40,8 +40,7 @@ test("the click is answered at once: the modal opens while the rest of the widge
   const w = widget(page);
   await expect(w.link).toBeVisible();
   // A stalled server (not a mocked one): nothing it serves arrives.
-  broker.proc.kill("SIGSTOP");
-  try {
+  await whileStalled(broker, async () => {
     await w.link.click();
     await expect(w.dialog).toBeVisible();
     await expect(w.dialog.getByRole("heading", { name: "Share your screen with support" })).toBeVisible();
@@ -50,9 +49,7 @@ test("the click is answered at once: the modal opens while the rest of the widge
     await expect(page.getByRole("status")).toHaveText("Getting your code…");
     await expect(w.close).toBeFocused();
     await w.dialog.evaluate((d) => (d.dataset.seen = "before"));
-  } finally {
-    broker.proc.kill("SIGCONT");
-  }
+  });
   await expect(w.code).toBeVisible();
   // The widget module took the open dialog over rather than drawing another.
   await expect(page.locator("agent-assist-widget dialog")).toHaveCount(1);
@@ -100,16 +97,13 @@ test("Cancel before the rest of the widget arrives closes the modal and no code 
   await expect(w.link).toBeVisible();
   const posts = [];
   page.on("request", (r) => r.method() === "POST" && posts.push(new URL(r.url()).pathname));
-  broker.proc.kill("SIGSTOP");
-  try {
+  await whileStalled(broker, async () => {
     await w.link.click();
     await expect(w.dialog).toBeVisible();
     await page.keyboard.press("Escape");
     await expect(w.dialog).toBeHidden();
     await expect(w.link).toBeFocused();
-  } finally {
-    broker.proc.kill("SIGCONT");
-  }
+  });
   // The widget module arrives (the pointer is still over the link) and stays quiet.
   await page.waitForResponse((r) => r.url().endsWith("/sdk/widget/agent_assist_widget_bg.wasm"));
   await page.waitForLoadState("networkidle");
@@ -165,14 +159,11 @@ test("screenshots of the boot module's modal: waiting and unreachable, light, da
     await page.goto(broker.url + "/");
     const w = widget(page);
     await expect(w.link).toBeVisible();
-    broker.proc.kill("SIGSTOP");
-    try {
+    await whileStalled(broker, async () => {
       await w.link.click();
       await expect(page.locator("agent-assist-widget .skeleton")).toBeVisible();
       await page.screenshot({ path: path.join(SHOTS, `boot-waiting-${name}.png`), animations: "disabled" });
-    } finally {
-      broker.proc.kill("SIGCONT");
-    }
+    });
     await expect(w.code).toBeVisible();
     await context.close();
     // A fresh context (nothing cached), service down: the boot module's own error.

@@ -54,6 +54,25 @@ struct Call<T, F> {
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
+type Answer<T> = oneshot::Receiver<Result<T, StoreError>>;
+
+impl<T, F> Call<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection, &CodeHasher) -> Result<T, StoreError> + Send + 'static,
+{
+    /// The job for `work`, and where its answer will arrive.
+    fn job(work: F) -> (Box<dyn Job>, Answer<T>) {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Call {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        (job, answer)
+    }
+}
+
 impl<T, F> Job for Call<T, F>
 where
     T: Send + 'static,
@@ -113,12 +132,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection, &CodeHasher) -> Result<T, StoreError> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(Call {
-            work: Some(work),
-            result: None,
-            reply,
-        });
+        let (job, answer) = Call::job(work);
         let stopped = || StoreError::Backend("the store's writer thread has stopped".into());
         self.jobs
             .as_ref()
@@ -198,17 +212,11 @@ fn commit(
 mod tests {
     use super::*;
 
-    fn call<F>(work: F) -> (Box<dyn Job>, oneshot::Receiver<Result<i64, StoreError>>)
+    fn call<F>(work: F) -> (Box<dyn Job>, Answer<i64>)
     where
         F: FnOnce(&Connection, &CodeHasher) -> Result<i64, StoreError> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(Call {
-            work: Some(work),
-            result: None,
-            reply,
-        });
-        (job, answer)
+        Call::job(work)
     }
 
     fn insert(n: i64) -> impl FnOnce(&Connection, &CodeHasher) -> Result<i64, StoreError> {
