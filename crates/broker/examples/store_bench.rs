@@ -35,8 +35,8 @@ use agent_assist_broker::clock::SystemClock;
 use agent_assist_broker::config::{Config, Site, MAX_CODE_LIFETIME_SECS};
 use agent_assist_broker::routes::codes::MAX_CODE_ATTEMPTS;
 use agent_assist_broker::secrets::{
-    fill_random, hash_token, new_device_token, new_session_id, new_stream_ticket, CodeHasher,
-    CODE_SECRET_LEN, CODE_SPACE,
+    fill_random, hash_token, new_device_token, new_session_id, new_stream_ticket, ticket_key,
+    CodeHasher, CODE_SECRET_LEN, CODE_SPACE,
 };
 use agent_assist_broker::store::sqlite::{self, SqliteStore, WalLimits};
 use agent_assist_broker::store::{CreateOutcome, NewSession, Store, VisitorClaim};
@@ -164,7 +164,7 @@ async fn store_rate(dir: &Path, secs: f64) -> Result<Value> {
             visitor: VisitorClaim::default(),
             created_at: now,
             expires_at: now + u64::from(MAX_CODE_LIFETIME_SECS) * 1000,
-            ticket_hash: hash_token(&new_stream_ticket()),
+            ticket_key: ticket_key(&new_stream_ticket()),
             ticket_expires_at: now + 300_000,
         };
         match store.create_session(new).await? {

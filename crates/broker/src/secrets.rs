@@ -77,11 +77,38 @@ pub fn random_codes(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// A fresh session id: 128 random bits as 32 lowercase hex digits.
+/// How many leading bytes of a session id or stream ticket are the time it
+/// was made (milliseconds since the Unix epoch, big-endian: 48 bits last
+/// until the year 10889).
+const TIME_PREFIX_LEN: usize = 6;
+
+/// `N` bytes: the time now as [`TIME_PREFIX_LEN`] big-endian bytes, then
+/// random ones. Ids made one after the other sort one after the other, so
+/// the store's indexes on them fill at their end: a burst of new sessions
+/// touches a few pages of each index instead of one random page per
+/// session (which is what made every code cost about nine written pages).
+fn time_ordered<const N: usize>() -> [u8; N] {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    made_at(ms)
+}
+
+/// As [`time_ordered`], made at `ms`.
+fn made_at<const N: usize>(ms: u64) -> [u8; N] {
+    let mut b = [0u8; N];
+    b[..TIME_PREFIX_LEN].copy_from_slice(&ms.to_be_bytes()[8 - TIME_PREFIX_LEN..]);
+    fill_random(&mut b[TIME_PREFIX_LEN..]);
+    b
+}
+
+/// A fresh session id as 32 lowercase hex digits: the time it was made
+/// (48 bits) then 80 random bits. A session id is not a credential (every
+/// call on a session also needs its device token, ticket or agent), so it
+/// needs to be unique and unguessable enough to enumerate, not secret; 80
+/// random bits per millisecond are that.
 pub fn new_session_id() -> String {
-    let mut b = [0u8; 16];
-    fill_random(&mut b);
-    hex::encode(b)
+    hex::encode(time_ordered::<16>())
 }
 
 /// True when `id` has the shape of a session id, so malformed ids can be
@@ -137,22 +164,44 @@ pub fn is_api_token(token: &str) -> bool {
 /// a ticket copied out of a URL is soon worthless.
 pub const STREAM_TICKET_TTL_SECS: u32 = 300;
 
-/// A fresh stream ticket: 128 random bits as 32 lowercase hex digits. It
-/// travels in a URL (`EventSource` cannot send headers), so it is short-lived
-/// and reads one session's events only.
+/// Length of a stream ticket in hex digits: the time it was made (6 bytes)
+/// and 128 random bits.
+pub const STREAM_TICKET_LEN: usize = 2 * (TIME_PREFIX_LEN + 16);
+
+/// A fresh stream ticket as 44 lowercase hex digits: the time it was made,
+/// then 128 random bits (the secret part). It travels in a URL
+/// (`EventSource` cannot send headers), so it is short-lived and reads one
+/// session's events only.
 pub fn new_stream_ticket() -> String {
-    let mut b = [0u8; 16];
-    fill_random(&mut b);
-    hex::encode(b)
+    hex::encode(time_ordered::<{ TIME_PREFIX_LEN + 16 }>())
 }
 
 /// True when `ticket` has the shape of a stream ticket.
 pub fn is_stream_ticket(ticket: &str) -> bool {
-    is_session_id(ticket)
+    ticket.len() == STREAM_TICKET_LEN
+        && ticket
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// What the store keeps of a device token, an agent API token or a stream
-/// ticket.
+/// What the store keeps of a stream ticket, and finds it by: the ticket's
+/// time prefix, then the first 26 bytes of its SHA-256 (208 bits, far past
+/// what trying could reverse). Tickets made one after the other get keys
+/// that sort one after the other, so the tickets' table fills at its end.
+/// A string that is not a ticket's shape still gets a key (its hash with
+/// zeros in front), which no stored ticket has.
+pub fn ticket_key(ticket: &str) -> Digest32 {
+    let mut key = [0u8; 32];
+    if is_stream_ticket(ticket) {
+        // Cannot fail on a ticket's shape: 12 hex digits are 6 bytes.
+        let _ = hex::decode_to_slice(&ticket[..2 * TIME_PREFIX_LEN], &mut key[..TIME_PREFIX_LEN]);
+    }
+    let hash = Sha256::digest(ticket.as_bytes());
+    key[TIME_PREFIX_LEN..].copy_from_slice(&hash[..32 - TIME_PREFIX_LEN]);
+    key
+}
+
+/// What the store keeps of a device token or an agent API token.
 pub fn hash_token(token: &str) -> Digest32 {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -276,6 +325,22 @@ mod tests {
         assert_ne!(new_api_token(), token);
         let ticket = new_stream_ticket();
         assert!(is_stream_ticket(&ticket) && ticket != new_stream_ticket());
+        assert_eq!(ticket.len(), 44);
+        assert!(!is_stream_ticket(&ticket[..32]) && !is_stream_ticket(&ticket.to_uppercase()));
+    }
+
+    #[test]
+    fn ids_and_tickets_made_later_sort_later() {
+        let id_at = |ms| hex::encode(made_at::<16>(ms));
+        let ticket_at = |ms| hex::encode(made_at::<22>(ms));
+        assert!(id_at(1_700_000_000_000) < id_at(1_700_000_000_001));
+        assert!(id_at(1_700_000_000_001) < id_at(1_800_000_000_000));
+        assert!(is_session_id(&id_at(1)) && is_stream_ticket(&ticket_at(1)));
+        let (a, b) = (ticket_at(1_700_000_000_000), ticket_at(1_700_000_000_001));
+        assert!(ticket_key(&a) < ticket_key(&b));
+        // The key holds the hash of the whole ticket: its random part counts.
+        let last = if a.ends_with('0') { "1" } else { "0" };
+        assert_ne!(ticket_key(&a), ticket_key(&format!("{}{last}", &a[..43])));
     }
 
     #[test]

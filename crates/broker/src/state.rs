@@ -16,7 +16,7 @@ use crate::hub::{Hub, LocalHub};
 use crate::identity;
 use crate::mirror::capture::Capture;
 use crate::mirror::Mirrors;
-use crate::secrets::{hash_token, new_stream_ticket, STREAM_TICKET_TTL_SECS};
+use crate::secrets::{new_stream_ticket, ticket_key, STREAM_TICKET_TTL_SECS};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Change, Session, SessionEvent, SessionUpdate, Store, StoreError};
 use crate::timers;
@@ -196,7 +196,7 @@ impl AppState {
         let ticket = new_stream_ticket();
         let expires_at = self.clock.now_ms() + u64::from(STREAM_TICKET_TTL_SECS) * 1000;
         self.store
-            .create_ticket(session_id, hash_token(&ticket), expires_at)
+            .create_ticket(session_id, ticket_key(&ticket), expires_at)
             .await?;
         Ok(ticket)
     }

@@ -215,7 +215,7 @@ async fn redeeming_moves_the_session_to_authorizing_and_describes_the_visitor() 
         ),
         (None, None)
     );
-    assert_eq!(redeemed.stream_ticket.len(), 32);
+    assert_eq!(redeemed.stream_ticket.len(), 44);
     // Single use: the code is no longer live.
     assert_eq!(broker.live("demo", &anonymous.code).await, None);
     let status = broker

@@ -538,7 +538,7 @@ async fn no_code_token_jwt_or_ticket_ever_reaches_the_log() {
             .unwrap(),
     ));
     // A wrong ticket is refused (and not logged either).
-    let bad_ticket = "f".repeat(32);
+    let bad_ticket = "f".repeat(44);
     let res = client
         .get(format!("{base}/v1/sessions/{id}/events"))
         .query(&[("ticket", bad_ticket.as_str())])

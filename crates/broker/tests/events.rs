@@ -142,11 +142,20 @@ async fn streams_need_a_live_ticket_for_their_own_session() {
     let res = broker.client.get(path(&a.session_id)).send().await.unwrap();
     let message = assert_refused(res, ErrorCode::InvalidToken).await;
     assert!(message.contains("ticket"), "{message}");
+    // a's own ticket with one digit of its random part changed.
+    let last = if a.stream_ticket.ends_with('0') {
+        "1"
+    } else {
+        "0"
+    };
+    let tampered = format!("{}{last}", &a.stream_ticket[..a.stream_ticket.len() - 1]);
     for ticket in [
         "",
         "nope",
         &a.device_token,
         &"0".repeat(32),
+        &"0".repeat(44),
+        &tampered,
         &b.stream_ticket,
     ] {
         let res = broker.get_events(&a.session_id, ticket, None).await;

@@ -15,7 +15,7 @@ use crate::error::{AppError, Result};
 use crate::extract::{check_origin, ApiJson};
 use crate::identity;
 use crate::secrets::{
-    hash_token, new_device_token, new_session_id, new_stream_ticket, random_codes,
+    hash_token, new_device_token, new_session_id, new_stream_ticket, random_codes, ticket_key,
     STREAM_TICKET_TTL_SECS,
 };
 use crate::store::{CreateOutcome, NewSession};
@@ -51,7 +51,7 @@ async fn create(
     // The widget follows the session from the moment the code is shown, so
     // the first stream ticket comes with the code (one round trip fewer).
     let stream_ticket = new_stream_ticket();
-    let ticket_hash = hash_token(&stream_ticket);
+    let ticket_key = ticket_key(&stream_ticket);
     let ticket_expires_at = now + u64::from(STREAM_TICKET_TTL_SECS) * 1000;
 
     // All the tries go to the store at once: it takes the first code no
@@ -64,7 +64,7 @@ async fn create(
         visitor: visitor.clone(),
         created_at: now,
         expires_at,
-        ticket_hash,
+        ticket_key,
         ticket_expires_at,
     };
     if let CreateOutcome::Created {

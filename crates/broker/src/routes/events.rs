@@ -5,9 +5,9 @@
 //!
 //! `EventSource` cannot send an `Authorization` header, so the stream's
 //! credential has to be in the URL, where proxies and access logs may see
-//! it. That is why it is a ticket and not the token: 128 random bits, stored
-//! hashed, bound to one session, read-only, and usable to (re)connect for
-//! five minutes only. The broker's own request log records the path, never
+//! it. That is why it is a ticket and not the token: 128 random bits (after
+//! its issue time), stored hashed, bound to one session, read-only, and
+//! usable to (re)connect for five minutes only. The broker's own request log records the path, never
 //! the query.
 //!
 //! Each event is `id: <seq>`, `event: session`, `data: <SessionStatus>`.
@@ -37,7 +37,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use super::sessions::{authorize, Allowed};
 use crate::error::{AppError, Result};
 use crate::extract::check_origin;
-use crate::secrets::{hash_token, is_stream_ticket, STREAM_TICKET_TTL_SECS};
+use crate::secrets::{is_stream_ticket, ticket_key, STREAM_TICKET_TTL_SECS};
 use crate::store::SessionEvent;
 use crate::AppState;
 
@@ -100,7 +100,7 @@ async fn events(
         .ok_or_else(bad_ticket)?;
     let ticket_session = state
         .store
-        .ticket_session(hash_token(&ticket), state.clock.now_ms())
+        .ticket_session(ticket_key(&ticket), state.clock.now_ms())
         .await?;
     if ticket_session.as_deref() != Some(id.as_str()) {
         return Err(bad_ticket());

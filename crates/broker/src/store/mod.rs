@@ -113,8 +113,9 @@ pub struct NewSession {
     pub visitor: VisitorClaim,
     pub created_at: u64,
     pub expires_at: u64,
-    /// SHA-256 of the stream ticket handed out with the code.
-    pub ticket_hash: Digest32,
+    /// The key of the stream ticket handed out with the code
+    /// ([`crate::secrets::ticket_key`]).
+    pub ticket_key: Digest32,
     pub ticket_expires_at: u64,
 }
 
@@ -404,18 +405,18 @@ pub trait Store: Send + Sync + 'static {
     /// The session's events with `seq > after`, oldest first.
     async fn events_after(&self, id: &str, after: u64) -> Result<Vec<SessionEvent>, StoreError>;
 
-    /// Records a stream ticket (its SHA-256) for `session_id`.
+    /// Records a stream ticket (its [`crate::secrets::ticket_key`]) for `session_id`.
     async fn create_ticket(
         &self,
         session_id: &str,
-        ticket_hash: Digest32,
+        ticket_key: Digest32,
         expires_at: u64,
     ) -> Result<(), StoreError>;
 
     /// The session a ticket is for, if it exists and has not expired at `now_ms`.
     async fn ticket_session(
         &self,
-        ticket_hash: Digest32,
+        ticket_key: Digest32,
         now_ms: u64,
     ) -> Result<Option<String>, StoreError>;
 
