@@ -20,8 +20,10 @@
 //!   requests each). Requests go through the whole application called in
 //!   process — router, middleware, the handler (which hands the store
 //!   `MAX_CODE_ATTEMPTS` candidate codes in one call), the store — without
-//!   a socket, so the time is the broker's alone. The
-//!   code space is filled with bulk inserts of pending sessions (the rows a
+//!   a socket, so the time is the broker's alone. Beside it, the allocation
+//!   alone: the store's `choose_code` (the candidate loop the code request
+//!   runs inside its transaction), timed without the commit. The code
+//!   space is filled with bulk inserts of pending sessions (the rows a
 //!   code request makes, in transactions of 100,000), which takes seconds
 //!   where a million requests would take minutes.
 //!
@@ -35,8 +37,8 @@ use agent_assist_broker::clock::SystemClock;
 use agent_assist_broker::config::{Config, Site, MAX_CODE_LIFETIME_SECS};
 use agent_assist_broker::routes::codes::MAX_CODE_ATTEMPTS;
 use agent_assist_broker::secrets::{
-    fill_random, hash_token, new_device_token, new_session_id, new_stream_ticket, ticket_key,
-    CodeHasher, CODE_SECRET_LEN, CODE_SPACE,
+    fill_random, hash_token, new_device_token, new_session_id, new_stream_ticket, random_codes,
+    ticket_key, CodeHasher, CODE_SECRET_LEN, CODE_SPACE,
 };
 use agent_assist_broker::store::sqlite::{self, SqliteStore, WalLimits};
 use agent_assist_broker::store::{CreateOutcome, NewSession, Store, VisitorClaim};
@@ -329,6 +331,33 @@ async fn issue(app: &Router, n: usize) -> Result<Value> {
     }))
 }
 
+/// `n` code allocations as a code request makes them — the store's own
+/// `choose_code` over `MAX_CODE_ATTEMPTS` fresh random candidates — each
+/// timed alone, after as many untimed ones to warm the page cache (as a
+/// serving broker's is). The time is the allocation's only: no commit, no
+/// HTTP, no thread hop.
+fn allocate(conn: &Connection, hasher: &CodeHasher, n: usize) -> Result<Value> {
+    let mut times = Times::default();
+    let mut none_free = 0u64;
+    for timed in [false, true] {
+        for _ in 0..n {
+            let candidates = random_codes(MAX_CODE_ATTEMPTS);
+            let mut events = Vec::new();
+            let started = Instant::now();
+            let chosen =
+                sqlite::choose_code(conn, hasher, SITE, &candidates, now_ms(), &mut events)?;
+            let took = started.elapsed();
+            if timed {
+                times.push(took);
+                none_free += u64::from(chosen.is_none());
+            }
+        }
+    }
+    let mut summary = times.summary();
+    summary["none_free"] = json!(none_free);
+    Ok(summary)
+}
+
 async fn code_space(dir: &Path, issues: usize, probes: usize) -> Result<Value> {
     if issues == 0 || probes == 0 {
         return Err("ISSUES and PROBES must be at least 1".into());
@@ -351,6 +380,10 @@ async fn code_space(dir: &Path, issues: usize, probes: usize) -> Result<Value> {
     let hasher = hasher_of(&conn)?;
     // Filling is not what is measured: a big page cache makes it quicker.
     conn.pragma_update(None, "cache_size", -262_144)?;
+    // Allocation alone is timed on a connection of its own, set up exactly
+    // as the store's are (the 32 MiB page cache included), not on the
+    // filling connection with its big cache.
+    let alloc_conn = sqlite::open_connection(&path)?;
     let codes = shuffled_codes();
     let space = CODE_SPACE as usize;
     let levels = [
@@ -372,6 +405,7 @@ async fn code_space(dir: &Path, issues: usize, probes: usize) -> Result<Value> {
         filled = target;
         let live = live_codes(&conn)?;
         let mut figures = issue(&app, n).await?;
+        figures["allocation"] = allocate(&alloc_conn, &hasher, n)?;
         figures["occupancy"] = json!(level);
         // Each try clashes with probability `level`, so this share of
         // requests should find no free code within the handler's tries.

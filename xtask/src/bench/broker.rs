@@ -452,10 +452,13 @@ fn report(store: Value, space: Value, http: Value) -> Value {
         .and_then(|l| l.iter().find(|l| num(&l["occupancy"]) == 0.90))
         .cloned()
         .unwrap_or(Value::Null);
-    // Every request at 90 %, the 0.1 % refused after all their tries
-    // included: that is what a visitor waits.
-    let alloc_ok =
-        num(&alloc_90["all"]["p99_us"]) <= BUDGET_ALLOC_P99_US && num(&alloc_90["other"]) == 0.0;
+    // The budget is the allocation's: finding a free code among the
+    // request's candidates, the 0.1 % that find none after all their tries
+    // included. The whole request (its durable commit, the handler) is
+    // printed beside it; its tail is the commit's, which the throughput
+    // rows measure.
+    let alloc_ok = num(&alloc_90["allocation"]["p99_us"]) <= BUDGET_ALLOC_P99_US
+        && num(&alloc_90["other"]) == 0.0;
     let per_code = num(&http["memory"]["bytes_per_code"]);
     json!({
         "machine": machine(),
@@ -467,7 +470,7 @@ fn report(store: Value, space: Value, http: Value) -> Value {
             "codes_per_sec_at_5000": { "value": served, "budget": BUDGET_RATE, "ok": rate_ok },
             "p99_ms_at_5000": { "value": at_budget["p99_ms"], "budget": BUDGET_P99_MS, "ok": p99_ok },
             "share_of_raw_store_rate": { "value": share, "budget": BUDGET_RAW_SHARE, "ok": share >= BUDGET_RAW_SHARE },
-            "allocation_p99_us_at_90pct": { "value": alloc_90["all"]["p99_us"], "budget": BUDGET_ALLOC_P99_US, "ok": alloc_ok },
+            "allocation_p99_us_at_90pct": { "value": alloc_90["allocation"]["p99_us"], "budget": BUDGET_ALLOC_P99_US, "ok": alloc_ok },
             "bytes_per_live_code": { "value": per_code, "budget": BUDGET_BYTES_PER_CODE, "ok": per_code <= BUDGET_BYTES_PER_CODE },
         },
     })
@@ -595,11 +598,11 @@ fn print_table(r: &Value) {
         if occ <= 99.0 {
             let is_budget = (occ - 90.0).abs() < 0.01;
             row(
-                &format!("issue a code at {occ:.0}% live (in process)"),
+                &format!("allocate a code at {occ:.0}% live (store)"),
                 format!(
                     "{:.0} / {:.0} µs",
-                    num(&l["all"]["p50_us"]),
-                    num(&l["all"]["p99_us"])
+                    num(&l["allocation"]["p50_us"]),
+                    num(&l["allocation"]["p99_us"])
                 ),
                 if is_budget { "p99 ≤ 1 ms" } else { "" },
                 if is_budget {
@@ -607,6 +610,16 @@ fn print_table(r: &Value) {
                 } else {
                     ""
                 },
+            );
+            row(
+                "  whole request, commit included (in process)",
+                format!(
+                    "{:.0} / {:.0} µs",
+                    num(&l["all"]["p50_us"]),
+                    num(&l["all"]["p99_us"])
+                ),
+                "",
+                "",
             );
             row(
                 &format!(
@@ -658,7 +671,8 @@ fn print_table(r: &Value) {
     );
     println!(
         "  (p50 / p99; HTTP latencies from when each request was due; in-process rows \
-         time the whole request through the app, without a socket)"
+         time the whole request through the app, without a socket; allocation rows \
+         time the store's choice of a free code among the request's 64 candidates)"
     );
 }
 

@@ -985,6 +985,43 @@ fn code_is_free(
     Ok(holder.state != SessionState::Pending)
 }
 
+/// Code allocation: the first of `codes` that is free for a new session of
+/// `site_key` at `now_ms` (its index, and its hash), or `None` when every
+/// one is held. A holder found expired is ended on the way (its event goes
+/// to `events`). Public so that the bench times the allocation on its own,
+/// on a connection set up as the store's ([`open_connection`]).
+pub fn choose_code(
+    conn: &Connection,
+    hasher: &CodeHasher,
+    site_key: &str,
+    codes: &[String],
+    now_ms: u64,
+    events: &mut Vec<SessionEvent>,
+) -> Result<Option<(usize, Digest32)>, StoreError> {
+    // First, from the code index alone (the session's row is not read): a
+    // code no session holds. In a crowded space most candidates are held,
+    // and this is one B-tree lookup each instead of two.
+    let mut held = conn
+        .prepare_cached("SELECT 1 FROM sessions WHERE site_key = ?1 AND code_hash = ?2")
+        .map_err(backend)?;
+    let mut hashes = Vec::with_capacity(codes.len());
+    for (i, code) in codes.iter().enumerate() {
+        let hash = hasher.hash(site_key, code);
+        if !held.exists(params![site_key, hash]).map_err(backend)? {
+            return Ok(Some((i, hash)));
+        }
+        hashes.push(hash);
+    }
+    // Then a code whose holder has expired unnoticed (the sweep had not
+    // come yet), which ends the holder.
+    for (i, hash) in hashes.iter().enumerate() {
+        if code_is_free(conn, site_key, hash, now_ms, events)? {
+            return Ok(Some((i, *hash)));
+        }
+    }
+    Ok(None)
+}
+
 fn read_agent(row: &Row<'_>) -> rusqlite::Result<AgentRecord> {
     Ok(AgentRecord {
         id: row.get(0)?,
@@ -1013,15 +1050,15 @@ impl Store for SqliteStore {
     async fn create_session(&self, new: NewSession) -> Result<CreateOutcome, StoreError> {
         self.write(move |tx, hasher| {
             let mut events = Vec::new();
-            let mut chosen = None;
-            for code in &new.codes {
-                let code_hash = hasher.hash(&new.site_key, code);
-                if code_is_free(tx, &new.site_key, &code_hash, new.created_at, &mut events)? {
-                    chosen = Some((code, code_hash));
-                    break;
-                }
-            }
-            let Some((code, code_hash)) = chosen else {
+            let chosen = choose_code(
+                tx,
+                hasher,
+                &new.site_key,
+                &new.codes,
+                new.created_at,
+                &mut events,
+            )?;
+            let Some((code, code_hash)) = chosen.map(|(i, hash)| (&new.codes[i], hash)) else {
                 // Nothing was written: a holder that had expired would have
                 // been ended, and its code chosen.
                 return Ok(CreateOutcome::CodeTaken);
