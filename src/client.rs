@@ -22,11 +22,14 @@ impl BrokerClient {
         self.http.base()
     }
 
-    pub async fn create_code(&self, request: &CreateCodeRequest) -> Result<CreateCodeResponse> {
-        Ok(self
-            .http
-            .call("POST", "/v1/codes", None, Some(request))
-            .await?)
+    /// Sends the code request at once (see [`Http::call`]); the future is
+    /// its answer.
+    pub fn create_code(
+        &self,
+        request: &CreateCodeRequest,
+    ) -> impl std::future::Future<Output = Result<CreateCodeResponse>> + use<> {
+        let call = self.http.call("POST", "/v1/codes", None, Some(request));
+        async move { Ok(call.await?) }
     }
 
     pub async fn cancel(&self, session_id: &str, device_token: &str) -> Result<SessionStatus> {

@@ -294,24 +294,29 @@ impl Widget {
         };
         let requesting = matches!(inner.code, CodeState::Requesting);
         let form = inner.form_wanted();
+        if shown.is_none() && !requesting && form.is_none() {
+            // The request goes out before the dialog opens: opening it moves
+            // focus, which makes the browser lay out the page, and the code
+            // request need not wait for that.
+            drop(inner);
+            self.request();
+            inner = self.live()?;
+            inner.modal.as_ref().ok_or(Error::Destroyed)?.open();
+            return Ok(());
+        }
         let typed = inner.typed.clone();
         let modal = inner.modal.as_mut().ok_or(Error::Destroyed)?;
         modal.open();
-        match shown {
-            Some((code, deadline)) => modal.show_code(&code, deadline),
+        match (shown, form) {
+            (Some((code, deadline)), _) => modal.show_code(&code, deadline),
             // A `createSessionCode()` call is on its way: wait for it.
-            None if requesting => modal.show_loading(),
-            None => match form {
-                Some(guest) => {
-                    let this = self.clone();
-                    let on_form = Rc::new(move |action| this.submit_form(action));
-                    modal.show_form(guest, typed.as_ref(), on_form);
-                }
-                None => {
-                    drop(inner);
-                    self.request();
-                }
-            },
+            (None, _) if requesting => modal.show_loading(),
+            (None, Some(guest)) => {
+                let this = self.clone();
+                let on_form = Rc::new(move |action| this.submit_form(action));
+                modal.show_form(guest, typed.as_ref(), on_form);
+            }
+            (None, None) => {}
         }
         Ok(())
     }
@@ -432,7 +437,7 @@ impl Widget {
 
     /// Starts a code request unless one is in flight (single flight).
     fn request(&self) {
-        let (generation, client, body) = {
+        let (generation, answer) = {
             let Ok(mut inner) = self.live() else { return };
             match inner.code {
                 CodeState::Requesting => return,
@@ -453,9 +458,6 @@ impl Widget {
                 return;
             }
             inner.code = CodeState::Requesting;
-            if let Some(modal) = inner.modal.as_mut() {
-                modal.show_loading();
-            }
             // The visitor id is made here, at the first request, and not
             // before: a page load writes nothing (seed 001).
             let body = CreateCodeRequest {
@@ -464,11 +466,16 @@ impl Widget {
                 visitor: inner.typed.clone(),
                 identity: inner.identity.clone(),
             };
-            (inner.generation, inner.client.clone(), body)
+            // On the wire first, then the placeholder drawn.
+            let answer = inner.client.create_code(&body);
+            if let Some(modal) = inner.modal.as_mut() {
+                modal.show_loading();
+            }
+            (inner.generation, answer)
         };
         let this = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let result = client.create_code(&body).await;
+            let result = answer.await;
             this.finish_request(generation, result);
         });
     }

@@ -61,35 +61,42 @@ impl Http {
     }
 
     /// `method path` with an optional bearer token and JSON body; the answer
-    /// read as `T`.
-    pub async fn call<B: Serialize, T: DeserializeOwned>(
+    /// read as `T`. The request is sent now, when `call` is called, not
+    /// when the future is first polled: a caller that goes on to draw
+    /// something (a dialog that takes focus makes the browser lay out the
+    /// page) has its request already on the wire meanwhile.
+    pub fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
         body: Option<&B>,
-    ) -> Result<T, FetchError> {
+    ) -> impl std::future::Future<Output = Result<T, FetchError>> + use<B, T> {
         // JSON-compatible: maps (e.g. an identity's `custom_data`) become
         // plain objects, which `JSON.stringify` writes out, not `Map`s, which
         // it would write as `{}`.
         let json = serde_wasm_bindgen::Serializer::json_compatible();
-        let body = match body {
-            Some(b) => Some(b.serialize(&json).map_err(|_| FetchError::BadResponse)?),
-            None => None,
+        let sent = match body.map(|b| b.serialize(&json)) {
+            Some(Err(_)) => Err(FetchError::BadResponse),
+            Some(Ok(body)) => self.send(method, path, token, Some(body)),
+            None => self.send(method, path, token, None),
         };
-        let json = self.fetch_json(method, path, token, body).await?;
-        from_js(json).map_err(|_| FetchError::BadResponse)
+        async move {
+            let json = sent?.answer().await?;
+            from_js(json).map_err(|_| FetchError::BadResponse)
+        }
     }
 
     /// The untyped part of a call, kept out of the generic one so the wasm
-    /// holds one copy of it rather than one per answer type.
-    async fn fetch_json(
+    /// holds one copy of it rather than one per answer type: builds the
+    /// request and hands it to `fetch`.
+    fn send(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
         body: Option<JsValue>,
-    ) -> Result<JsValue, FetchError> {
+    ) -> Result<Sent, FetchError> {
         let init = RequestInit::new();
         init.set_method(method);
         init.set_mode(web_sys::RequestMode::Cors);
@@ -108,9 +115,9 @@ impl Http {
         let abort = AbortController::new()?;
         init.set_signal(Some(&abort.signal()));
         let timed_out = Rc::new(Cell::new(false));
-        let _timer = {
-            let (abort, timed_out) = (abort.clone(), timed_out.clone());
-            // Dropping `_timer` when the call finishes cancels it.
+        let timer = {
+            let timed_out = timed_out.clone();
+            // Dropping the timer when the call finishes cancels it.
             Timeout::new(TIME_LIMIT_MS, move || {
                 timed_out.set(true);
                 abort.abort();
@@ -120,6 +127,25 @@ impl Http {
         let url = [self.base.as_str(), path].concat();
         let request = Request::new_with_str_and_init(&url, &init)?;
         let window = web_sys::window().ok_or(FetchError::Network)?;
+        Ok(Sent {
+            fetch: JsFuture::from(window.fetch_with_request(&request)),
+            timed_out,
+            _timer: timer,
+        })
+    }
+}
+
+/// A request handed to `fetch`, and what reading its answer needs.
+struct Sent {
+    fetch: JsFuture,
+    timed_out: Rc<Cell<bool>>,
+    _timer: Timeout,
+}
+
+impl Sent {
+    /// The answer's JSON, or the broker's error.
+    async fn answer(self) -> Result<JsValue, FetchError> {
+        let timed_out = self.timed_out;
         let failed = |_| {
             if timed_out.get() {
                 FetchError::Timeout
@@ -127,10 +153,7 @@ impl Http {
                 FetchError::Network
             }
         };
-        let response: Response = JsFuture::from(window.fetch_with_request(&request))
-            .await
-            .map_err(failed)?
-            .unchecked_into();
+        let response: Response = self.fetch.await.map_err(failed)?.unchecked_into();
         let json = match JsFuture::from(response.json()?).await {
             Ok(json) => json,
             Err(_) if timed_out.get() => return Err(FetchError::Timeout),
