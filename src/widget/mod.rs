@@ -307,16 +307,19 @@ impl Widget {
         let typed = inner.typed.clone();
         let modal = inner.modal.as_mut().ok_or(Error::Destroyed)?;
         modal.open();
-        match (shown, form) {
-            (Some((code, deadline)), _) => modal.show_code(&code, deadline),
+        match shown {
+            Some((code, deadline)) => modal.show_code(&code, deadline),
             // A `createSessionCode()` call is on its way: wait for it.
-            (None, _) if requesting => modal.show_loading(),
-            (None, Some(guest)) => {
-                let this = self.clone();
-                let on_form = Rc::new(move |action| this.submit_form(action));
-                modal.show_form(guest, typed.as_ref(), on_form);
+            None if requesting => modal.show_loading(),
+            // Neither a code nor a request: the form (a request without
+            // one went out above).
+            None => {
+                if let Some(guest) = form {
+                    let this = self.clone();
+                    let on_form = Rc::new(move |action| this.submit_form(action));
+                    modal.show_form(guest, typed.as_ref(), on_form);
+                }
             }
-            (None, None) => {}
         }
         Ok(())
     }

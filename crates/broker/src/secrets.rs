@@ -114,7 +114,13 @@ pub fn new_session_id() -> String {
 /// True when `id` has the shape of a session id, so malformed ids can be
 /// answered without a store lookup.
 pub fn is_session_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    is_lower_hex(id, 32)
+}
+
+/// True when `s` is `len` lowercase hex digits, the shape of every id,
+/// token and ticket made here.
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A fresh device token: 256 random bits as 64 lowercase hex digits.
@@ -126,10 +132,7 @@ pub fn new_device_token() -> String {
 
 /// True when `token` has the shape of a device token.
 pub fn is_device_token(token: &str) -> bool {
-    token.len() == 64
-        && token
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    is_lower_hex(token, 64)
 }
 
 /// Prefix of an agent API token, so a leaked one is recognisable (and
@@ -178,10 +181,7 @@ pub fn new_stream_ticket() -> String {
 
 /// True when `ticket` has the shape of a stream ticket.
 pub fn is_stream_ticket(ticket: &str) -> bool {
-    ticket.len() == STREAM_TICKET_LEN
-        && ticket
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    is_lower_hex(ticket, STREAM_TICKET_LEN)
 }
 
 /// What the store keeps of a stream ticket, and finds it by: the ticket's

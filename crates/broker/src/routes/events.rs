@@ -7,8 +7,8 @@
 //! credential has to be in the URL, where proxies and access logs may see
 //! it. That is why it is a ticket and not the token: 128 random bits (after
 //! its issue time), stored hashed, bound to one session, read-only, and
-//! usable to (re)connect for five minutes only. The broker's own request log records the path, never
-//! the query.
+//! usable to (re)connect for five minutes only. The broker's own request
+//! log records the path, never the query.
 //!
 //! Each event is `id: <seq>`, `event: session`, `data: <SessionStatus>`.
 //! A client that reconnects sends the last id it saw (`Last-Event-ID`, which
