@@ -126,8 +126,18 @@ async fn the_modal_has_its_structure_and_aria_and_an_unreachable_broker_offers_t
     aa.open().unwrap();
 
     let root = shadow(&parent);
+    // While the request is in flight: a placeholder of the code's size,
+    // drawn at once (the dialog opens with it at the next frame, or with
+    // the answer if that comes first).
+    assert!(root.query_selector(".skeleton").unwrap().is_some());
+    assert_eq!(
+        q(&root, ".panel").get_attribute("aria-busy").as_deref(),
+        Some("true")
+    );
+    let status = q(&root, "[role=status]");
+    assert_eq!(text(&status), "Getting your code…");
     let dialog: web_sys::HtmlDialogElement = q(&root, "dialog").unchecked_into();
-    assert!(dialog.open(), "open() shows the dialog");
+    until("open() shows the dialog", || dialog.open()).await;
     let title_id = dialog.get_attribute("aria-labelledby").unwrap();
     let title = root.get_element_by_id(&title_id).unwrap();
     assert_eq!(title.tag_name(), "H2");
@@ -149,19 +159,8 @@ async fn the_modal_has_its_structure_and_aria_and_an_unreachable_broker_offers_t
         Some("Close")
     );
     assert_eq!(text(&q(&root, "button.cancel")), "Cancel");
-    assert_eq!(
-        root.active_element().as_ref(),
-        Some(&q(&root, "button.close"))
-    );
-
-    // While the request is in flight: a placeholder of the code's size.
-    assert!(root.query_selector(".skeleton").unwrap().is_some());
-    assert_eq!(
-        q(&root, ".panel").get_attribute("aria-busy").as_deref(),
-        Some("true")
-    );
-    let status = q(&root, "[role=status]");
-    assert_eq!(text(&status), "Getting your code…");
+    // Focus on Close while the code is on its way: widget.spec.js (with a
+    // stalled broker; this one's refusal may come before the first frame).
 
     until("the error state", || {
         root.query_selector("button.retry").unwrap().is_some()
@@ -169,7 +168,7 @@ async fn the_modal_has_its_structure_and_aria_and_an_unreachable_broker_offers_t
     .await;
     let message = q(&root, ".message.error");
     assert!(text(&message).starts_with("We couldn't reach our support service."));
-    assert_eq!(text(&status), text(&message), "the error is announced");
+    until("the error is announced", || text(&status) == text(&message)).await;
     assert_eq!(text(&q(&root, "button.retry")), "Try again");
     assert_eq!(
         root.active_element().as_ref(),
@@ -1133,7 +1132,8 @@ async fn a_refused_identity_says_so_plainly_and_tells_the_site() {
     .await;
     let message = "We couldn't confirm who you are. Please reload the page and try again.";
     assert_eq!(text(&q(&root, ".message.error")), message);
-    assert_eq!(text(&q(&root, "[role=status]")), message, "announced");
+    let status = q(&root, "[role=status]");
+    until("the refusal is announced", || text(&status) == message).await;
     assert!(
         root.query_selector("button.retry").unwrap().is_none(),
         "trying again would not help"

@@ -14,7 +14,7 @@ use crate::i18n::{Strings, Text};
 use crate::ui::identity_form::{IdentityForm, OnForm};
 use agent_assist_protocol::VisitorInfo;
 use agent_assist_web::dom::{self, append, attr, el, text_el, Listener};
-use gloo_timers::callback::Interval;
+use gloo_timers::callback::{Interval, Timeout};
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use web_sys::{Document, Event, HtmlElement, ShadowRoot};
@@ -30,6 +30,11 @@ pub enum Action {
 
 pub type OnAction = Rc<dyn Fn(Action)>;
 
+/// How long after the dialog opens its first status is said (see
+/// [`CodeModal::announce_after_open`]): enough for the browser to put the
+/// dialog in the accessibility tree and for a screen reader to read its name.
+const ANNOUNCE_DELAY_MS: u32 = 150;
+
 pub struct CodeModal {
     doc: Document,
     strings: Strings,
@@ -40,6 +45,8 @@ pub struct CodeModal {
     panel_listeners: Vec<Listener>,
     /// Updates the countdown once a second while a code is shown.
     ticker: Option<Interval>,
+    /// Says the status again a moment after the dialog opened with it.
+    announce_later: Option<Timeout>,
     /// The identity form, while the panel shows it.
     form: Option<IdentityForm>,
     _listeners: Vec<Listener>,
@@ -106,6 +113,7 @@ impl CodeModal {
             shell,
             panel_listeners: Vec::new(),
             ticker: None,
+            announce_later: None,
             form: None,
             _listeners: listeners,
         }
@@ -135,6 +143,7 @@ impl CodeModal {
 
     pub fn close(&mut self) {
         self.ticker = None;
+        self.announce_later = None;
         self.shell.dialog.close();
     }
 
@@ -283,8 +292,22 @@ impl CodeModal {
         }
     }
 
+    /// The dialog opened with its status already filled in (the code came
+    /// before the first frame): a live region is read out when it changes,
+    /// not when it appears, so the status is emptied and said again once the
+    /// dialog is on screen.
+    pub fn announce_after_open(&mut self) {
+        let status = self.shell.status.clone();
+        let text = status.text_content().unwrap_or_default();
+        status.set_text_content(None);
+        self.announce_later = Some(Timeout::new(ANNOUNCE_DELAY_MS, move || {
+            status.set_text_content(Some(&text));
+        }));
+    }
+
     fn reset_panel(&mut self) {
         self.ticker = None;
+        self.announce_later = None;
         self.form = None;
         self.panel_listeners.clear();
         self.shell.clear_panel();

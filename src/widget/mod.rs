@@ -37,6 +37,12 @@ use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use web_sys::{Document, Element};
 
+/// How long `open()` waits for the code before it shows the modal with the
+/// placeholder: a code quicker than this appears with the modal, in one
+/// frame, with no placeholder flashing by. Below the ~100 ms under which a
+/// response to a click feels immediate.
+const OPEN_GRACE_MS: u32 = 50;
+
 #[derive(Clone)]
 pub struct Widget(Rc<RefCell<Inner>>);
 
@@ -84,6 +90,9 @@ struct Inner {
     /// The modal is the boot module's, taken over open and waiting for
     /// `open()` to go on.
     adopted_modal: bool,
+    /// Opens the modal (with its placeholder) if the code's answer has not
+    /// come by then; the answer opens it otherwise (see `open`).
+    opening: Option<Timeout>,
 }
 
 enum CodeState {
@@ -153,6 +162,7 @@ impl Widget {
             cobrowse,
             sharing: None,
             adopted_modal: false,
+            opening: None,
         })));
         if let Some(button) = adopted_link {
             let this = widget.clone();
@@ -295,15 +305,30 @@ impl Widget {
         let requesting = matches!(inner.code, CodeState::Requesting);
         let form = inner.form_wanted();
         if shown.is_none() && !requesting && form.is_none() {
-            // The request goes out before the dialog opens: opening it moves
-            // focus, which makes the browser lay out the page, and the code
-            // request need not wait for that.
+            // The request goes out first, and the dialog opens at its answer,
+            // or after `OPEN_GRACE_MS` with the placeholder if the answer is
+            // slower. Opening a modal dialog makes the browser restyle the
+            // whole page (it becomes inert) and lay the dialog out: done in
+            // the click, that work held the answer up, and the browser drew
+            // the placeholder in one frame and the code a frame later. Now a
+            // quick broker's code is in the dialog's first frame, and a slow
+            // one's placeholder shows a moment later than it did, still well
+            // under what a visitor perceives as a delay.
             drop(inner);
             self.request();
             inner = self.live()?;
+            if matches!(inner.code, CodeState::Requesting) {
+                let generation = inner.generation;
+                let this = self.clone();
+                inner.opening = Some(Timeout::new(OPEN_GRACE_MS, move || {
+                    this.open_pending(generation)
+                }));
+                return Ok(());
+            }
             inner.modal.as_ref().ok_or(Error::Destroyed)?.open();
             return Ok(());
         }
+        inner.opening = None;
         let typed = inner.typed.clone();
         let modal = inner.modal.as_mut().ok_or(Error::Destroyed)?;
         modal.open();
@@ -322,6 +347,17 @@ impl Widget {
             }
         }
         Ok(())
+    }
+
+    /// The code is slower than `OPEN_GRACE_MS`: the modal opens with its
+    /// placeholder.
+    fn open_pending(&self, generation: u32) {
+        let Ok(mut inner) = self.live() else { return };
+        if inner.opening.take().is_some() && inner.generation == generation {
+            if let Some(modal) = inner.modal.as_ref() {
+                modal.open();
+            }
+        }
     }
 
     /// The visitor filled in the form, or chose to continue as a guest.
@@ -382,6 +418,7 @@ impl Widget {
         let emissions = {
             let mut inner = self.live()?;
             let emissions = inner.withdraw();
+            inner.opening = None;
             let was_open = inner.modal.as_mut().is_some_and(|modal| {
                 let open = modal.is_open();
                 modal.close();
@@ -508,6 +545,14 @@ impl Widget {
             return;
         }
         let waiters = std::mem::take(&mut inner.waiters);
+        // Not shown yet (the answer beat `OPEN_GRACE_MS`): the dialog opens
+        // now, with the code or the error in it.
+        let opens_now = inner.opening.take().is_some();
+        if opens_now {
+            if let Some(modal) = inner.modal.as_ref() {
+                modal.open();
+            }
+        }
         match result {
             Ok(response) => {
                 let deadline = now() + f64::from(response.expires_in) * 1000.0;
@@ -521,6 +566,9 @@ impl Widget {
                 inner.expiry = Some(Timeout::new(ms, move || this.expire(generation)));
                 if let Some(modal) = inner.modal.as_mut() {
                     modal.show_code(&live.response.code, deadline);
+                    if opens_now {
+                        modal.announce_after_open();
+                    }
                 }
                 inner.code = CodeState::Live(live);
                 let emission = inner.emission("code.created", value.clone());
@@ -545,6 +593,9 @@ impl Widget {
                         modal.show_identity_error();
                     } else {
                         modal.show_error(matches!(err, Error::Network | Error::Timeout));
+                    }
+                    if opens_now {
+                        modal.announce_after_open();
                     }
                 }
                 if !err.is_transient() {
@@ -603,6 +654,7 @@ impl Widget {
             inner.events.clear();
             inner.stream = None;
             inner.retry_stream = None;
+            inner.opening = None;
             inner.linger = None;
             // Dropped after the borrow ends: their Drop impls remove nodes
             // and listeners, and the listeners hold clones of this widget.

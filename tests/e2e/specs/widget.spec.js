@@ -106,6 +106,35 @@ test("click shows the code the broker issued, grouped, readable digit by digit, 
   expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(body.code);
 });
 
+test("the code is spoken once the modal is open, also when the code comes with the modal", async ({ page, broker }) => {
+  await page.goto(broker.url + "/");
+  const w = widget(page);
+  // The first click loads the widget module; the second finds it loaded,
+  // and a quick broker's code then opens the modal with it.
+  await codeResponse(page, () => w.link.click());
+  await expect(w.code).toBeVisible();
+  await w.cancel.click();
+  await expect(w.dialog).toBeHidden();
+  await page.evaluate(() => {
+    const dialog = document.querySelector("agent-assist-widget").shadowRoot.querySelector("dialog");
+    const status = dialog.querySelector("[role=status]");
+    const order = (window.__order = []);
+    dialog.addEventListener("toggle", (e) => order.push(`toggle ${e.newState}`));
+    new MutationObserver(() => order.push(`status ${status.textContent}`)).observe(status, { childList: true, characterData: true, subtree: true });
+  });
+  const { body } = await codeResponse(page, () => w.link.click());
+  const spoken = body.code.split("").join(" ");
+  await expect(page.getByRole("status")).toContainText(spoken);
+  // A live region is read out when its text changes, not when it appears
+  // with its dialog: the code reaches it in a later task than the opening
+  // (whose toggle event is itself a task of its own).
+  const order = await page.evaluate(() => window.__order);
+  const opened = order.indexOf("toggle open");
+  const said = order.findIndex((e) => e.includes(spoken));
+  expect(opened, order.join(" | ")).toBeGreaterThanOrEqual(0);
+  expect(said, order.join(" | ")).toBeGreaterThan(opened);
+});
+
 test("Cancel withdraws the code at the broker and returns focus to the link", async ({ page, broker }) => {
   await page.goto(broker.url + "/");
   const w = widget(page);
