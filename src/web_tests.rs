@@ -127,8 +127,8 @@ async fn the_modal_has_its_structure_and_aria_and_an_unreachable_broker_offers_t
 
     let root = shadow(&parent);
     // While the request is in flight: a placeholder of the code's size,
-    // drawn at once (the dialog opens with it at the next frame, or with
-    // the answer if that comes first).
+    // drawn at once (the dialog opens with it after a 50 ms grace, or
+    // with the answer if that comes first).
     assert!(root.query_selector(".skeleton").unwrap().is_some());
     assert_eq!(
         q(&root, ".panel").get_attribute("aria-busy").as_deref(),

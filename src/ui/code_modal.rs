@@ -292,8 +292,8 @@ impl CodeModal {
         }
     }
 
-    /// The dialog opened with its status already filled in (the code came
-    /// before the first frame): a live region is read out when it changes,
+    /// The dialog opened with its status already filled in (the answer came
+    /// within the widget's open grace): a live region is read out when it changes,
     /// not when it appears, so the status is emptied and said again once the
     /// dialog is on screen.
     pub fn announce_after_open(&mut self) {
