@@ -43,6 +43,7 @@ pub enum Text {
     EmailInvalid,
     ErrorIdentity,
     NotShared,
+    ErrorBusy,
 }
 
 /// Config keys, in the order of [`Text`].
@@ -82,9 +83,10 @@ pub const KEYS: [&str; COUNT] = [
     "emailInvalid",
     "errorIdentity",
     "notShared",
+    "errorBusy",
 ];
 
-const COUNT: usize = 35;
+const COUNT: usize = 36;
 /// The texts the boot module shows (the link, and the modal's frame with its
 /// placeholder and the "couldn't reach" message) come first in [`Text`], so
 /// its build links only those.
@@ -97,7 +99,7 @@ pub const KEY_LIST: &str = "link, title, privacyIntro, privacyLink, cancel, clos
      newCode, errorServer, consentTitle, consentText, allow, deny, \
      consentError, sharing, end, endedByAgent, endedByYou, ended, \
      formIntro, nameLabel, emailLabel, submit, guest, nameRequired, \
-     emailRequired, emailInvalid, errorIdentity, notShared";
+     emailRequired, emailInvalid, errorIdentity, notShared, errorBusy";
 
 /// The key of the list of notices shown above the code.
 pub const NOTICES_KEY: &str = "notices";
@@ -143,6 +145,7 @@ const EN_MORE: [&str; COUNT - FRAME] = [
     "Enter an email address like name@example.com.",
     "We couldn't confirm who you are. Please reload the page and try again.",
     "This page is not shared with {agent}",
+    "You've asked for several codes in a short time. Please wait a minute, then try again.",
 ];
 
 const EN_NOTICES: [&str; 5] = [
@@ -194,6 +197,7 @@ const FR_MORE: [&str; COUNT - FRAME] = [
     "Saisissez une adresse e-mail de la forme nom@exemple.com.",
     "Nous n'avons pas pu confirmer votre identité. Rechargez la page et réessayez.",
     "Cette page n'est pas partagée avec {agent}",
+    "Vous avez demandé plusieurs codes en peu de temps. Patientez une minute, puis réessayez.",
 ];
 
 const FR_NOTICES: [&str; 5] = [

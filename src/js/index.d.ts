@@ -27,6 +27,7 @@ export interface AgentAssistStrings {
   sharing?: string;
   /** The session indicator on a page the site does not share with agents. */
   notShared?: string;
+  errorBusy?: string;
   end?: string;
   endedByAgent?: string;
   endedByYou?: string;

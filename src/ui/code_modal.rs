@@ -268,6 +268,16 @@ impl CodeModal {
         self.show_message(self.strings.get(text).to_owned(), true, Some(Text::Retry));
     }
 
+    /// The broker's creation limits refused the code: too many asked for
+    /// in a short time. Try again stays, for after the wait.
+    pub fn show_busy(&mut self) {
+        self.show_message(
+            self.strings.get(Text::ErrorBusy).to_owned(),
+            true,
+            Some(Text::Retry),
+        );
+    }
+
     fn show_message(&mut self, message: String, is_error: bool, button: Option<Text>) {
         self.reset_panel();
         let action = button.map(|b| self.strings.get(b));

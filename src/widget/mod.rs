@@ -588,9 +588,18 @@ impl Widget {
                         ..
                     }
                 );
+                let busy = matches!(
+                    err,
+                    Error::Api {
+                        code: ErrorCode::RateLimited,
+                        ..
+                    }
+                );
                 if let Some(modal) = inner.modal.as_mut() {
                     if identity_refused {
                         modal.show_identity_error();
+                    } else if busy {
+                        modal.show_busy();
                     } else {
                         modal.show_error(matches!(err, Error::Network | Error::Timeout));
                     }
@@ -598,7 +607,7 @@ impl Widget {
                         modal.announce_after_open();
                     }
                 }
-                if !err.is_transient() {
+                if !err.is_transient() && !busy {
                     // A configuration problem (unknown site key, origin not
                     // allowed…): tell the site's developer in the console.
                     web_sys::console::error_1(&err.message().into());

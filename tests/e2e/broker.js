@@ -35,6 +35,9 @@ name = "Lumen Home"
 allowed_origins = ${origins}
 secret = "${TEST_SITE_SECRET}"
 share_pages = ["/*", "!/account.html"]
+# Tests (and the bench's 105 clicks) ask for many codes from one browser;
+# the site "limited" below shows the creation limits.
+create_limits = { visitor_live = 0, visitor_per_minute = 0, address_live = 0, address_per_minute = 0 }
 
 [[site]]
 key = "short"
@@ -55,6 +58,12 @@ key = "form"
 name = "Name and email required (form mode)"
 allowed_origins = ${origins}
 auth_mode = "form"
+
+[[site]]
+key = "limited"
+name = "Two codes a minute"
+allowed_origins = ${origins}
+create_limits = { visitor_per_minute = 2 }
 
 [[site]]
 key = "optional"

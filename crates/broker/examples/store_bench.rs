@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agent_assist_broker::clock::SystemClock;
-use agent_assist_broker::config::{Config, Site, MAX_CODE_LIFETIME_SECS};
+use agent_assist_broker::config::{Config, CreateLimits, Site, MAX_CODE_LIFETIME_SECS};
 use agent_assist_broker::routes::codes::MAX_CODE_ATTEMPTS;
 use agent_assist_broker::secrets::{
     fill_random, hash_token, new_device_token, new_session_id, new_stream_ticket, random_codes,
@@ -168,6 +168,10 @@ async fn store_rate(dir: &Path, secs: f64) -> Result<Value> {
             expires_at: now + u64::from(MAX_CODE_LIFETIME_SECS) * 1000,
             ticket_key: ticket_key(&new_stream_ticket()),
             ticket_expires_at: now + 300_000,
+            // As the broker's answers record it, with the limits off as in
+            // the bench's site file.
+            address: Some("127.0.0.1".into()),
+            limits: CreateLimits::OFF,
         };
         match store.create_session(new).await? {
             CreateOutcome::Created { .. } => {
@@ -175,6 +179,7 @@ async fn store_rate(dir: &Path, secs: f64) -> Result<Value> {
                 created += 1;
             }
             CreateOutcome::CodeTaken => return Err("a counted-up code clashed".into()),
+            CreateOutcome::Limited(_) => return Err("a creation limit refused a code".into()),
         }
     }
     let store_secs = started.elapsed().as_secs_f64();

@@ -143,6 +143,36 @@ pub struct ServeArgs {
     /// it safe.
     #[arg(long, value_name = "FILE")]
     pub mirror_capture: Option<PathBuf>,
+    /// The request header a trusted proxy in front of the broker puts the
+    /// client's address in (e.g. `X-Forwarded-For`; its last entry is
+    /// used). Without it the creation limits count the connection's peer,
+    /// which behind a proxy is the proxy. Never set it without a proxy
+    /// that overwrites the header: clients could write any address there.
+    #[arg(long, value_name = "NAME", env = "AGENT_ASSIST_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<axum::http::HeaderName>,
+    /// Seconds a connection may take to send a request's headers (and stay
+    /// idle between requests) before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub header_timeout_secs: u32,
+    /// Seconds a request may take, body included, before it is answered 408.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub request_timeout_secs: u32,
+    /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for requests in flight;
+    /// new requests are answered 503 meanwhile.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub drain_secs: u32,
+}
+
+impl ServeArgs {
+    /// The server's time limits from the command line.
+    pub fn http_limits(&self) -> crate::server::HttpLimits {
+        use std::time::Duration;
+        crate::server::HttpLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs.into()),
+            request_timeout: Duration::from_secs(self.request_timeout_secs.into()),
+            drain: Duration::from_secs(self.drain_secs.into()),
+        }
+    }
 }
 
 /// A configuration that was read and checked; see [`Config::load`].
@@ -175,6 +205,9 @@ pub struct Site {
     pub consent_timeout_secs: u32,
     /// How many failed redemptions lock an agent or the whole site.
     pub redeem_limits: RedeemLimits,
+    /// How many codes one visitor, one network address and the whole site
+    /// may hold and ask for.
+    pub create_limits: CreateLimits,
     /// How the site identifies its visitors (seed 003), enforced on every
     /// code request.
     pub auth_mode: AuthMode,
@@ -306,6 +339,56 @@ impl Default for RedeemLimits {
     }
 }
 
+/// Limits on code requests (`[site.create_limits]`), so that one client
+/// cannot fill the site's code space or hand a guesser many targets. A
+/// client is both the visitor (the widget's visitor id, or the signed-in
+/// user) and the network address it calls from (IPv6 by its /64, as one
+/// machine often has a whole /64). Live codes are the ones waiting for an
+/// agent; a cancelled or redeemed code stops counting at once. 0 turns a
+/// limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateLimits {
+    /// Live codes one visitor may hold at once.
+    pub visitor_live: u32,
+    /// Codes one visitor may ask for within a minute.
+    pub visitor_per_minute: u32,
+    /// Live codes one address may hold at once (an office or a phone
+    /// network puts many visitors behind one).
+    pub address_live: u32,
+    /// Codes one address may ask for within a minute.
+    pub address_per_minute: u32,
+    /// Live codes the whole site may have: a tenth of the code space by
+    /// default, so a flood from many addresses still leaves nine codes in
+    /// ten free and a guess as hopeless as ever.
+    pub site_live: u32,
+}
+
+impl CreateLimits {
+    /// No limit at all (benchmarks, load tests).
+    pub const OFF: Self = Self {
+        visitor_live: 0,
+        visitor_per_minute: 0,
+        address_live: 0,
+        address_per_minute: 0,
+        site_live: 0,
+    };
+}
+
+impl Default for CreateLimits {
+    fn default() -> Self {
+        Self {
+            visitor_live: 3,
+            visitor_per_minute: 5,
+            address_live: 20,
+            address_per_minute: 30,
+            site_live: 100_000,
+        }
+    }
+}
+
+/// The largest value a creation limit may have.
+pub const MAX_CREATE_LIMIT: u32 = 1_000_000;
+
 impl Site {
     /// A site with the given key, name and origins and every optional
     /// setting at its default (for tests and embedders).
@@ -322,6 +405,7 @@ impl Site {
             secret: None,
             consent_timeout_secs: DEFAULT_CONSENT_TIMEOUT_SECS,
             redeem_limits: RedeemLimits::default(),
+            create_limits: CreateLimits::default(),
             auth_mode: AuthMode::Visitor,
             time_zone: SiteTimeZone::utc(),
             share_pages: default_share_pages(),
@@ -367,6 +451,7 @@ struct RawSite {
     secret_env: Option<String>,
     consent_timeout_secs: Option<i64>,
     redeem_limits: Option<RawRedeemLimits>,
+    create_limits: Option<RawCreateLimits>,
     auth_mode: Option<String>,
     time_zone: Option<String>,
     share_pages: Option<Vec<String>>,
@@ -380,6 +465,16 @@ struct RawRedeemLimits {
     agent_daily_max: Option<i64>,
     site_max: Option<i64>,
     site_window_secs: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCreateLimits {
+    visitor_live: Option<i64>,
+    visitor_per_minute: Option<i64>,
+    address_live: Option<i64>,
+    address_per_minute: Option<i64>,
+    site_live: Option<i64>,
 }
 
 impl Config {
@@ -579,6 +674,31 @@ impl RawSite {
                 d.site_window_secs,
             )?,
         };
+        let raw = self.create_limits.unwrap_or_default();
+        let d = CreateLimits::default();
+        let limit = |field: &str, value, default| {
+            in_range(
+                &format!("create_limits.{field}"),
+                value,
+                0..=MAX_CREATE_LIMIT,
+                default,
+            )
+        };
+        let create_limits = CreateLimits {
+            visitor_live: limit("visitor_live", raw.visitor_live, d.visitor_live)?,
+            visitor_per_minute: limit(
+                "visitor_per_minute",
+                raw.visitor_per_minute,
+                d.visitor_per_minute,
+            )?,
+            address_live: limit("address_live", raw.address_live, d.address_live)?,
+            address_per_minute: limit(
+                "address_per_minute",
+                raw.address_per_minute,
+                d.address_per_minute,
+            )?,
+            site_live: limit("site_live", raw.site_live, d.site_live)?,
+        };
         Ok(Site {
             key: self.key,
             name: self.name,
@@ -587,6 +707,7 @@ impl RawSite {
             secret,
             consent_timeout_secs,
             redeem_limits,
+            create_limits,
             auth_mode,
             time_zone,
             share_pages: self.share_pages.unwrap_or_else(default_share_pages),
@@ -685,6 +806,21 @@ impl Site {
                 return Err((
                     format!("redeem_limits.{field}"),
                     format!("{value} is out of range; it must be 1..={max}"),
+                ));
+            }
+        }
+        let c = &self.create_limits;
+        for (field, value) in [
+            ("visitor_live", c.visitor_live),
+            ("visitor_per_minute", c.visitor_per_minute),
+            ("address_live", c.address_live),
+            ("address_per_minute", c.address_per_minute),
+            ("site_live", c.site_live),
+        ] {
+            if value > MAX_CREATE_LIMIT {
+                return Err((
+                    format!("create_limits.{field}"),
+                    format!("{value} is out of range; it must be 0..={MAX_CREATE_LIMIT}"),
                 ));
             }
         }
@@ -839,6 +975,34 @@ mod tests {
     fn empty_keys_are_refused() {
         let e = err("[[site]]\nkey = \"\"\nname = \"x\"\nallowed_origins = []\n");
         assert!(e.starts_with("site[0].key: must not be empty"), "{e}");
+    }
+
+    #[test]
+    fn creation_limits_default_read_and_refuse_out_of_range() {
+        let site = |extra: &str| {
+            format!("[[site]]\nkey = \"d\"\nname = \"x\"\nallowed_origins = []\n{extra}")
+        };
+        let config = Config::from_toml(&site("")).unwrap();
+        assert_eq!(
+            config.site("d").unwrap().create_limits,
+            CreateLimits::default()
+        );
+        let config = Config::from_toml(&site(
+            "[site.create_limits]\nvisitor_live = 1\naddress_per_minute = 0\n",
+        ))
+        .unwrap();
+        let limits = config.site("d").unwrap().create_limits;
+        assert_eq!(limits.visitor_live, 1);
+        assert_eq!(limits.address_per_minute, 0, "0 is off");
+        assert_eq!(limits.site_live, 100_000);
+        for (bad, field) in [
+            ("visitor_live = -1", "visitor_live"),
+            ("site_live = 1000001", "site_live"),
+            ("per_hour = 3", "per_hour"),
+        ] {
+            let e = err(&site(&format!("[site.create_limits]\n{bad}\n")));
+            assert!(e.contains(field), "{bad}: {e}");
+        }
     }
 
     #[test]

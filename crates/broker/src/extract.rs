@@ -3,10 +3,14 @@
 //! malformed request gets a JSON answer with a stable error code. (Agent
 //! credentials are checked in [`crate::auth`].)
 
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+
 use agent_assist_protocol::ErrorCode;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::de::DeserializeOwned;
@@ -15,6 +19,7 @@ use serde_json::Value;
 use crate::config::Site;
 use crate::error::{AppError, Result};
 use crate::secrets::is_device_token;
+use crate::AppState;
 
 /// Largest request body accepted, in bytes. A code request is a few hundred
 /// bytes; anything near this is not from the widget.
@@ -71,6 +76,63 @@ impl From<JsonRejection> for AppError {
             _ => rejection.body_text(),
         };
         AppError::new(code, message)
+    }
+}
+
+/// The network address a request came from: the peer of the connection,
+/// or, behind a proxy the operator named (`serve --client-ip-header`), the
+/// last address in that header (the one the proxy itself added; earlier
+/// entries come from the client and prove nothing). `None` when neither is
+/// known, e.g. for an application called in process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        if let Some(name) = &state.client_ip_header {
+            let last = parts
+                .headers
+                .get_all(name)
+                .iter()
+                .next_back()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|v| parse_ip(v.trim()));
+            return Ok(Self(last));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Ok(Self(peer))
+    }
+}
+
+/// An address as proxies write it: `203.0.113.7`, `2001:db8::1`, or
+/// either with a port (`203.0.113.7:5123`, `[2001:db8::1]:5123`).
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    text.parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+impl ClientAddress {
+    /// What the creation limits count: an IPv4 address as is, an IPv6
+    /// address by its /64 (one machine or home is usually given a whole
+    /// /64, so counting single addresses would count nothing).
+    pub fn key(&self) -> Option<String> {
+        Some(match self.0? {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        })
     }
 }
 
@@ -138,6 +200,25 @@ pub fn from_same_host(headers: &HeaderMap) -> bool {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn addresses_are_counted_by_host_or_by_64() {
+        let key = |ip: &str| ClientAddress(Some(ip.parse().unwrap())).key().unwrap();
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(ClientAddress(None).key(), None);
+        assert_eq!(
+            parse_ip("[2001:db8::1]:443"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_ip("203.0.113.7:80"),
+            Some("203.0.113.7".parse().unwrap())
+        );
+        assert_eq!(parse_ip("unknown"), None);
+    }
 
     fn with_auth(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -36,6 +36,10 @@
 //! - [`extract`]: the JSON body, bearer and `Origin` checks the routes
 //!   share, all failing with [`error::AppError`].
 //! - [`cors`]: per-site cross-origin access for the widget.
+//! - [`headers`]: the security headers on every answer (CSP and framing
+//!   rules for the pages, `no-store` for the API).
+//! - [`server`]: the connection loop with its header, size and time
+//!   limits, and the draining shutdown (503 for new requests).
 //! - [`error`]: [`error::AppError`], the one error type of the HTTP layer,
 //!   answered as an `agent_assist_protocol::ApiError` JSON body.
 //! - [`secrets`]: codes, ids, tokens, tickets and their hashes.
@@ -55,6 +59,7 @@ pub mod config;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod hub;
 pub mod identity;
 pub mod jwt;
@@ -63,6 +68,7 @@ pub mod limits;
 pub mod mirror;
 pub mod routes;
 pub mod secrets;
+pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;
@@ -104,12 +110,19 @@ pub fn app(state: AppState) -> Router {
     };
     router
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            server::limit_time,
+        ))
+        // Inside CORS, so a page can read the 503 of a draining broker.
+        .layer(middleware::from_fn_with_state(state.clone(), server::admit))
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(middleware::from_fn(headers::security_headers))
         // Outermost, so the time covers every other layer too.
         .layer(middleware::from_fn(server_timing))
         .with_state(state)
@@ -163,11 +176,12 @@ fn static_files(dir: &Path) -> Router {
     )
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish. Open event streams and mirror sockets end as
-/// soon as `shutdown` completes (streams would otherwise keep the graceful
-/// shutdown waiting), and so do the consent timers. Also runs the periodic
-/// sweep.
+/// Serves `app(state)` on `listener` until `shutdown` completes, then
+/// drains (see [`server`]): requests in flight finish, new ones are
+/// answered 503, all within the state's drain limit. Open event streams and
+/// mirror sockets end as soon as `shutdown` completes (streams would
+/// otherwise keep the shutdown waiting), and so do the consent timers. Also
+/// runs the periodic sweep.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -190,13 +204,7 @@ pub async fn run(
              page content and credentials included, is appended to this file. Keep it safe."
         );
     }
-    let closing = state.clone();
-    let served = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.close();
-        })
-        .await;
+    let served = server::serve(listener, app(state.clone()), state.clone(), shutdown).await;
     state.close();
     sweeper.abort();
     tracing::info!("broker stopped");

@@ -51,6 +51,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    state = state
+        .with_http_limits(args.http_limits())
+        .with_client_ip_header(args.client_ip_header.clone());
     if let Some(www) = args.www {
         state = state.with_www(www);
     }

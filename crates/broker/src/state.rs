@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use agent_assist_protocol::VisitorView;
+use axum::http::HeaderName;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
@@ -17,6 +18,7 @@ use crate::identity;
 use crate::mirror::capture::Capture;
 use crate::mirror::Mirrors;
 use crate::secrets::{new_stream_ticket, ticket_key, STREAM_TICKET_TTL_SECS};
+use crate::server::{Drain, HttpLimits};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Change, Session, SessionEvent, SessionUpdate, Store, StoreError};
 use crate::timers;
@@ -46,6 +48,45 @@ pub struct AppState {
     /// Where every frame the mirror sockets receive is appended
     /// (`serve --mirror-capture`), if anywhere.
     pub mirror_capture: Option<Arc<Capture>>,
+    /// The HTTP server's time limits (see [`crate::server`]).
+    pub http: HttpLimits,
+    /// Requests in flight, and whether the broker is draining.
+    pub drain: Arc<Drain>,
+    /// The header a trusted proxy puts the client's address in
+    /// (`serve --client-ip-header`); without one, the connection's peer.
+    pub client_ip_header: Option<HeaderName>,
+    /// Each site's live codes as last counted, plus the codes issued since:
+    /// what the site-wide creation limit is checked against.
+    pub site_codes: Arc<SiteCodes>,
+}
+
+/// Live codes per site, counted by the sweep and raised by every code
+/// issued in between (so it errs high, never low, until the next count).
+#[derive(Debug, Default)]
+pub struct SiteCodes(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+
+impl SiteCodes {
+    /// The site's live codes as far as is known.
+    pub fn get(&self, site_key: &str) -> u64 {
+        self.lock().get(site_key).copied().unwrap_or(0)
+    }
+
+    /// One more code issued for the site.
+    pub fn add_one(&self, site_key: &str) {
+        *self.lock().entry(site_key.to_owned()).or_default() += 1;
+    }
+
+    /// The count the store just made.
+    pub fn set(&self, site_key: &str, live: u64) {
+        self.lock().insert(site_key.to_owned(), live);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u64>> {
+        // A panic while holding the lock leaves only a number behind.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl AppState {
@@ -63,6 +104,10 @@ impl AppState {
             demo_login: false,
             mirrors: Arc::new(Mirrors::new()),
             mirror_capture: None,
+            http: HttpLimits::default(),
+            drain: Arc::new(Drain::default()),
+            client_ip_header: None,
+            site_codes: Arc::new(SiteCodes::default()),
         }
     }
 
@@ -112,6 +157,20 @@ impl AppState {
     #[must_use]
     pub fn with_mirror_capture(mut self, capture: Capture) -> Self {
         self.mirror_capture = Some(Arc::new(capture));
+        self
+    }
+
+    /// Takes clients' addresses from `header` (set by a trusted proxy).
+    #[must_use]
+    pub fn with_client_ip_header(mut self, header: Option<HeaderName>) -> Self {
+        self.client_ip_header = header;
+        self
+    }
+
+    /// Serves with these time limits instead of the defaults.
+    #[must_use]
+    pub fn with_http_limits(mut self, limits: HttpLimits) -> Self {
+        self.http = limits;
         self
     }
 
@@ -184,9 +243,16 @@ impl AppState {
     /// forgets expired tickets and old failures; returns the events. The
     /// broker runs this periodically; tests call it after moving the clock.
     pub async fn sweep(&self) -> Result<Vec<SessionEvent>, StoreError> {
-        let events = self.store.sweep_expired(self.clock.now_ms()).await?;
+        let now = self.clock.now_ms();
+        let events = self.store.sweep_expired(now).await?;
         self.publish(&events);
         self.hub.prune();
+        for site in self.config.sites() {
+            if site.create_limits.site_live > 0 {
+                let live = self.store.count_live_codes(&site.key, now).await?;
+                self.site_codes.set(&site.key, live);
+            }
+        }
         Ok(events)
     }
 

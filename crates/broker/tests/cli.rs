@@ -21,6 +21,8 @@ const SITES: &str = r#"
 key = "demo"
 name = "Demo Shop"
 allowed_origins = ["http://127.0.0.1:8080", "http://localhost:8080"]
+# Hundreds of codes from one address: no creation limits here.
+create_limits = { visitor_live = 0, visitor_per_minute = 0, address_live = 0, address_per_minute = 0, site_live = 0 }
 "#;
 
 /// A broker process; killed if the test fails before stopping it.

@@ -381,10 +381,16 @@ pub enum ErrorCode {
     RateLimited,
     /// 405: the route exists but not with this method.
     MethodNotAllowed,
+    /// 408: the request (its body, or the work on it) took longer than the
+    /// broker allows; send it again.
+    RequestTimeout,
     /// 409: the session is in a state that does not allow this action.
     InvalidState,
     /// 503: every code of the site's code space is in use right now.
     NoFreeCodes,
+    /// 503: this broker is shutting down; another replica (or this one,
+    /// restarted) answers a retry.
+    ShuttingDown,
     /// 500: something went wrong inside the broker; the cause is in its log.
     Internal,
     /// An error code this version of the SDK does not know yet.
@@ -411,8 +417,10 @@ impl ErrorCode {
             ErrorCode::NoSuchCode => "no_such_code",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::InvalidState => "invalid_state",
             ErrorCode::NoFreeCodes => "no_free_codes",
+            ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -431,11 +439,12 @@ impl ErrorCode {
             | ErrorCode::NotFound
             | ErrorCode::NoSuchCode => 404,
             ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::InvalidState => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,
-            ErrorCode::NoFreeCodes => 503,
+            ErrorCode::NoFreeCodes | ErrorCode::ShuttingDown => 503,
             ErrorCode::Internal | ErrorCode::Unknown => 500,
         }
     }
@@ -515,8 +524,10 @@ mod tests {
             ErrorCode::NoSuchCode,
             ErrorCode::RateLimited,
             ErrorCode::MethodNotAllowed,
+            ErrorCode::RequestTimeout,
             ErrorCode::InvalidState,
             ErrorCode::NoFreeCodes,
+            ErrorCode::ShuttingDown,
             ErrorCode::Internal,
         ] {
             assert!((400..600).contains(&code.status()), "{code:?}");

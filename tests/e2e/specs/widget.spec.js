@@ -275,6 +275,32 @@ test("an error answer from the broker: a plain message, Try again, and an error 
   expect(seen[0].code).toBe("unknown_site");
 });
 
+test("too many codes in a minute: the visitor is asked to wait, and nothing reaches the page's errors", async ({ page, broker }) => {
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(broker.url + "/support.html");
+  await page.evaluate(async () => {
+    window.__seen = [];
+    window.__w = await window.AgentAssist.init({ siteKey: "limited" });
+    window.__w.on("error", (e) => window.__seen.push(e.code));
+  });
+  const dialog = page.getByRole("dialog");
+  // The site allows two codes a minute per visitor.
+  for (let i = 0; i < 2; i++) {
+    const { status } = await codeResponse(page, () => page.evaluate(() => window.__w.open()));
+    expect(status).toBe(201);
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    await expect(dialog).toBeHidden();
+  }
+  const { status, body } = await codeResponse(page, () => page.evaluate(() => window.__w.open()));
+  expect(status).toBe(429);
+  expect(body.error).toBe("rate_limited");
+  await expect(dialog.getByText("You've asked for several codes in a short time. Please wait a minute, then try again.")).toBeVisible();
+  await expect(dialog.getByRole("button", { name: "Try again" })).toBeFocused();
+  expect(await page.evaluate(() => window.__seen)).toEqual(["rate_limited"]);
+  expect(errors).toEqual([]);
+});
+
 test("French wording from the browser's language", async ({ browser, broker }) => {
   const context = await browser.newContext({ locale: "fr-FR" });
   const page = await context.newPage();

@@ -249,7 +249,11 @@ fn sites_toml(keys: &[&str]) -> String {
     for key in keys {
         s.push_str(&format!(
             "[[site]]\nkey = \"{key}\"\nname = \"Bench {key}\"\n\
-             allowed_origins = [\"http://127.0.0.1\"]\ncode_lifetime_secs = 86400\n\n"
+             allowed_origins = [\"http://127.0.0.1\"]\ncode_lifetime_secs = 86400\n\
+             # One load generator on one address: the creation limits would\n\
+             # refuse it, so they are off.\n\
+             [site.create_limits]\nvisitor_live = 0\nvisitor_per_minute = 0\n\
+             address_live = 0\naddress_per_minute = 0\nsite_live = 0\n\n"
         ));
     }
     s

@@ -12,13 +12,13 @@ use axum::routing::post;
 use axum::{Json, Router};
 
 use crate::error::{AppError, Result};
-use crate::extract::{check_origin, ApiJson};
+use crate::extract::{check_origin, ApiJson, ClientAddress};
 use crate::identity;
 use crate::secrets::{
     hash_token, new_device_token, new_session_id, new_stream_ticket, random_codes, ticket_key,
     STREAM_TICKET_TTL_SECS,
 };
-use crate::store::{CreateOutcome, NewSession};
+use crate::store::{CreateLimited, CreateOutcome, CreateScope, NewSession};
 use crate::AppState;
 
 /// How many random codes to try before saying the site has none free. Each
@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
 
 async fn create(
     State(state): State<AppState>,
+    address: ClientAddress,
     headers: HeaderMap,
     ApiJson(request): ApiJson<CreateCodeRequest>,
 ) -> Result<(StatusCode, Json<CreateCodeResponse>)> {
@@ -43,6 +44,14 @@ async fn create(
     check_origin(&headers, Some(site))?;
     let now = state.clock.now_ms();
     let visitor = identity::check_code_request(site, &request, now / 1000)?;
+    let limits = site.create_limits;
+    if limits.site_live > 0 && state.site_codes.get(&site.key) >= u64::from(limits.site_live) {
+        tracing::warn!(site = %site.key, limit = limits.site_live, "site-wide code limit reached");
+        return Err(AppError::new(
+            ErrorCode::NoFreeCodes,
+            "this site has as many codes waiting as it allows; try again in a minute",
+        ));
+    }
 
     let expires_at = now + u64::from(site.code_lifetime_secs) * 1000;
     let session_id = new_session_id();
@@ -66,14 +75,22 @@ async fn create(
         expires_at,
         ticket_key,
         ticket_expires_at,
+        address: address.key(),
+        limits,
     };
+    let outcome = state.store.create_session(new).await?;
+    if let CreateOutcome::Limited(limited) = outcome {
+        tracing::info!(site = %site.key, scope = ?limited.scope, "code request over a creation limit");
+        return Err(limited_error(limited, now));
+    }
     if let CreateOutcome::Created {
         code,
         events,
         visitor: visitor_record,
         merged,
-    } = state.store.create_session(new).await?
+    } = outcome
     {
+        state.site_codes.add_one(&site.key);
         state.publish(&events);
         if merged > 0 {
             tracing::info!(
@@ -105,4 +122,29 @@ async fn create(
         ErrorCode::NoFreeCodes,
         "every code of this site is in use right now; try again in a minute",
     ))
+}
+
+/// The 429 for a request over a creation limit: which one, in words a
+/// developer (or a support page) can act on, and when to try again.
+fn limited_error(limited: CreateLimited, now_ms: u64) -> AppError {
+    let retry_after = u32::try_from(limited.until_ms.saturating_sub(now_ms).div_ceil(1000))
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let why = match limited.scope {
+        CreateScope::VisitorLive => {
+            "this visitor already has as many support codes waiting as the site allows; \
+             cancel one or wait for it to expire"
+        }
+        CreateScope::VisitorRate => "this visitor asked for too many support codes this minute",
+        CreateScope::AddressLive => {
+            "this network address already has as many support codes waiting as the site allows"
+        }
+        CreateScope::AddressRate => {
+            "this network address asked for too many support codes this minute"
+        }
+    };
+    AppError::Limited {
+        retry_after,
+        message: format!("{why}; try again in {retry_after} s"),
+    }
 }

@@ -35,7 +35,7 @@ use agent_assist_protocol::{
 };
 use async_trait::async_trait;
 
-use crate::config::RedeemLimits;
+use crate::config::{CreateLimits, RedeemLimits};
 use crate::lifecycle::{Event, IllegalTransition};
 use crate::limits::Lock;
 use crate::secrets::Digest32;
@@ -117,6 +117,13 @@ pub struct NewSession {
     /// ([`crate::secrets::ticket_key`]).
     pub ticket_key: Digest32,
     pub ticket_expires_at: u64,
+    /// The network address the request came from, as a limit counts it
+    /// (see [`crate::extract::ClientAddress::key`]); the store keeps only
+    /// a keyed hash of it. `None` when unknown.
+    pub address: Option<String>,
+    /// The site's creation limits, checked in the same transaction that
+    /// records the session.
+    pub limits: CreateLimits,
 }
 
 impl std::fmt::Debug for NewSession {
@@ -202,6 +209,27 @@ pub enum CreateOutcome {
     /// Every candidate code is held by another live session of the site;
     /// nothing was recorded.
     CodeTaken,
+    /// The visitor or the address is over one of its creation limits;
+    /// nothing was recorded.
+    Limited(CreateLimited),
+}
+
+/// Which creation limit refused a code request, and until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateLimited {
+    pub scope: CreateScope,
+    /// When a new request can succeed (ms since the epoch): the oldest of
+    /// the counted codes expires, or leaves the minute.
+    pub until_ms: u64,
+}
+
+/// The creation limits ([`CreateLimits`]), by what they count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateScope {
+    VisitorLive,
+    VisitorRate,
+    AddressLive,
+    AddressRate,
 }
 
 /// A change someone asks for. Timeouts are not among them: they happen

@@ -48,9 +48,9 @@ pub use checkpoint::{CheckpointCounts, Checkpointer, WalLimits};
 use writer::Writer;
 
 use super::{
-    AgentRecord, Change, CreateOutcome, FailureId, NewAgent, NewSession, RedeemAttempt,
-    RedeemStart, RevokeOutcome, Session, SessionEvent, SessionUpdate, Store, StoreError,
-    VisitorClaim, VisitorHistory, VisitorRecord,
+    AgentRecord, Change, CreateLimited, CreateOutcome, CreateScope, FailureId, NewAgent,
+    NewSession, RedeemAttempt, RedeemStart, RevokeOutcome, Session, SessionEvent, SessionUpdate,
+    Store, StoreError, VisitorClaim, VisitorHistory, VisitorRecord,
 };
 use crate::lifecycle::{self, Event, IllegalTransition};
 use crate::limits::{self, Counted, Lock};
@@ -249,9 +249,17 @@ CREATE TABLE stream_tickets (
 CREATE INDEX stream_tickets_expiry ON stream_tickets (expires_at);
 ";
 
+/// Version 5: the creation limits count each session's network address,
+/// kept as 16 bytes of its keyed hash (never the address itself).
+const SCHEMA_V5: &str = "
+ALTER TABLE sessions ADD COLUMN address_key BLOB;
+CREATE INDEX sessions_address ON sessions (address_key, created_at)
+    WHERE address_key IS NOT NULL;
+";
+
 /// Each schema version's migration from the one before; the database's
 /// `PRAGMA user_version` says how many have been applied.
-const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: [&str; 5] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 const SESSION_COLUMNS: &str = "id, site_key, state, end_reason, token_hash, visitor_name, \
      visitor_email, created_at, expires_at, agent_id, agent_name, consent_expires_at, visitor";
@@ -638,6 +646,148 @@ fn new_visitor(site_key: &str, kind: IdentityKind, now_ms: u64) -> VisitorRecord
 /// transaction, which is what makes the merge atomic: two requests merging
 /// the same anonymous visitor are serialised, and the second finds the
 /// anonymous record gone.
+/// The 16 bytes the creation limits count an address by: a keyed hash, so
+/// the database holds no address in clear.
+fn address_key(hasher: &CodeHasher, site_key: &str, address: &str) -> [u8; 16] {
+    let digest = hasher.hash(site_key, &format!("address:{address}"));
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+/// The first creation limit `new` is over, if any. The visitor is the
+/// record the request would join (an unknown visitor has no codes yet).
+fn creation_limited(
+    conn: &Connection,
+    new: &NewSession,
+    address_key: Option<&[u8; 16]>,
+) -> Result<Option<CreateLimited>, StoreError> {
+    let l = &new.limits;
+    let now = new.created_at;
+    let lifetime = new.expires_at.saturating_sub(new.created_at);
+    if l.visitor_live > 0 || l.visitor_per_minute > 0 {
+        if let Some(visitor) = existing_visitor(conn, &new.site_key, &new.visitor)? {
+            let counts = CountBy {
+                column: "visitor",
+                value: &visitor,
+            };
+            if let Some(until) =
+                counts.over(conn, l.visitor_live, l.visitor_per_minute, now, lifetime)?
+            {
+                return Ok(Some(
+                    until.scoped(CreateScope::VisitorLive, CreateScope::VisitorRate),
+                ));
+            }
+        }
+    }
+    if let Some(key) = address_key.filter(|_| l.address_live > 0 || l.address_per_minute > 0) {
+        let counts = CountBy {
+            column: "address_key",
+            value: key.as_slice(),
+        };
+        if let Some(until) =
+            counts.over(conn, l.address_live, l.address_per_minute, now, lifetime)?
+        {
+            return Ok(Some(
+                until.scoped(CreateScope::AddressLive, CreateScope::AddressRate),
+            ));
+        }
+    }
+    Ok(None)
+}
+
+/// The id of the visitor record a code request would join, if it exists.
+fn existing_visitor(
+    conn: &Connection,
+    site_key: &str,
+    claim: &VisitorClaim,
+) -> Result<Option<String>, StoreError> {
+    let found = match (&claim.verified, &claim.visitor_id) {
+        (Some(user), _) => find_visitor(conn, site_key, "user_id", &user.user_id)?,
+        (None, Some(visitor_id)) => find_visitor(conn, site_key, "visitor_id", visitor_id)?,
+        (None, None) => None,
+    };
+    Ok(found.map(|record| record.id))
+}
+
+/// Sessions counted by one column's value (a visitor record, an address).
+struct CountBy<'a, V: rusqlite::ToSql + ?Sized> {
+    column: &'static str,
+    value: &'a V,
+}
+
+/// Which of the two limits was hit, and until when.
+enum Over {
+    Live(u64),
+    Rate(u64),
+}
+
+impl Over {
+    fn scoped(self, live: CreateScope, rate: CreateScope) -> CreateLimited {
+        match self {
+            Over::Live(until_ms) => CreateLimited {
+                scope: live,
+                until_ms,
+            },
+            Over::Rate(until_ms) => CreateLimited {
+                scope: rate,
+                until_ms,
+            },
+        }
+    }
+}
+
+impl<V: rusqlite::ToSql + ?Sized> CountBy<'_, V> {
+    /// Whether the sessions with this value hold `live_max` live codes or
+    /// more, or were `per_minute_max` or more created within the last
+    /// minute (0 = no limit). Only sessions younger than a code's lifetime
+    /// can still hold a live code, so both counts read a short range of
+    /// the `(column, created_at)` index.
+    fn over(
+        &self,
+        conn: &Connection,
+        live_max: u32,
+        per_minute_max: u32,
+        now: u64,
+        lifetime: u64,
+    ) -> Result<Option<Over>, StoreError> {
+        let since = now.saturating_sub(lifetime.max(MINUTE_MS));
+        let (live, first_expiry, recent, first_recent): (i64, Option<i64>, i64, Option<i64>) = conn
+            .prepare_cached(&format!(
+                "SELECT \
+                   count(*) FILTER (WHERE state = 'pending' AND expires_at > ?3), \
+                   min(expires_at) FILTER (WHERE state = 'pending' AND expires_at > ?3), \
+                   count(*) FILTER (WHERE created_at > ?4), \
+                   min(created_at) FILTER (WHERE created_at > ?4) \
+                 FROM sessions WHERE {column} = ?1 AND created_at > ?2",
+                column = self.column
+            ))
+            .and_then(|mut st| {
+                st.query_row(
+                    params![
+                        self.value,
+                        ms_to_sql(since),
+                        ms_to_sql(now),
+                        ms_to_sql(now.saturating_sub(MINUTE_MS))
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+            })
+            .map_err(backend)?;
+        if live_max > 0 && live >= i64::from(live_max) {
+            let until = first_expiry.map_or(now, i64::unsigned_abs);
+            return Ok(Some(Over::Live(until)));
+        }
+        if per_minute_max > 0 && recent >= i64::from(per_minute_max) {
+            let until = first_recent.map_or(now, |t| t.unsigned_abs() + MINUTE_MS);
+            return Ok(Some(Over::Rate(until)));
+        }
+        Ok(None)
+    }
+}
+
+const MINUTE_MS: u64 = 60_000;
+
 fn resolve_visitor(
     conn: &Connection,
     site_key: &str,
@@ -1049,6 +1199,13 @@ fn read_event(row: &Row<'_>) -> rusqlite::Result<SessionEvent> {
 impl Store for SqliteStore {
     async fn create_session(&self, new: NewSession) -> Result<CreateOutcome, StoreError> {
         self.write(move |tx, hasher| {
+            let address_key = new
+                .address
+                .as_deref()
+                .map(|a| address_key(hasher, &new.site_key, a));
+            if let Some(limited) = creation_limited(tx, &new, address_key.as_ref())? {
+                return Ok(CreateOutcome::Limited(limited));
+            }
             let mut events = Vec::new();
             let chosen = choose_code(
                 tx,
@@ -1070,8 +1227,8 @@ impl Store for SqliteStore {
             let visitor_email = typed.and_then(|t| t.email.clone());
             tx.prepare_cached(
                 "INSERT INTO sessions (id, site_key, code_hash, token_hash, state, end_reason, \
-                 visitor_name, visitor_email, created_at, expires_at, visitor) \
-                 VALUES (?1, ?2, ?3, ?4, 'pending', NULL, ?5, ?6, ?7, ?8, ?9)",
+                 visitor_name, visitor_email, created_at, expires_at, visitor, address_key) \
+                 VALUES (?1, ?2, ?3, ?4, 'pending', NULL, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -1084,6 +1241,7 @@ impl Store for SqliteStore {
                     ms_to_sql(new.created_at),
                     ms_to_sql(new.expires_at),
                     visitor,
+                    address_key,
                 ])
             })
             .map_err(backend)?;
@@ -1498,6 +1656,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CreateLimits;
     use crate::secrets::{
         hash_token, new_device_token, new_session_id, new_stream_ticket, ticket_key,
     };
@@ -1522,6 +1681,8 @@ mod tests {
             expires_at: now + lifetime_ms,
             ticket_key: ticket_key(&new_stream_ticket()),
             ticket_expires_at: now + 300_000,
+            address: None,
+            limits: CreateLimits::OFF,
         }
     }
 
@@ -1534,7 +1695,7 @@ mod tests {
     fn created(outcome: CreateOutcome) -> Vec<SessionEvent> {
         match outcome {
             CreateOutcome::Created { events, .. } => events,
-            CreateOutcome::CodeTaken => panic!("the code was taken"),
+            other => panic!("not created: {other:?}"),
         }
     }
 
@@ -2073,8 +2234,170 @@ mod tests {
             CreateOutcome::Created {
                 visitor, merged, ..
             } => (visitor, merged),
-            CreateOutcome::CodeTaken => panic!("the code was taken"),
+            other => panic!("not created: {other:?}"),
         }
+    }
+
+    /// A code request from `address` by anonymous visitor `vid`, with
+    /// `limits`, at `now`; a fresh code each time.
+    fn limited_request(vid: &str, address: &str, limits: CreateLimits, now: u64) -> NewSession {
+        let mut new = new_session("demo", "000000", now, 600_000);
+        new.codes = random_codes_for_test(now);
+        new.visitor = VisitorClaim {
+            visitor_id: Some(vid.into()),
+            ..VisitorClaim::default()
+        };
+        new.address = Some(address.into());
+        new.limits = limits;
+        new
+    }
+
+    fn random_codes_for_test(seed: u64) -> Vec<String> {
+        (0..8)
+            .map(|i| format!("{:06}", (seed * 7 + i * 104_729) % 1_000_000))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn creation_limits_count_live_codes_and_the_last_minute_per_visitor_and_address() {
+        let (_dir, store) = open_temp();
+        let visitor = "ab".repeat(16);
+        let limits = CreateLimits {
+            visitor_live: 2,
+            visitor_per_minute: 3,
+            address_live: 4,
+            address_per_minute: 10,
+            site_live: 0,
+        };
+        // Two live codes for one visitor; the third is refused until the
+        // first expires (10 minutes on), and nothing is written.
+        let first = limited_request(&visitor, "198.51.100.1", limits, T0);
+        let first_id = first.id.clone();
+        created(store.create_session(first).await.unwrap());
+        created(
+            store
+                .create_session(limited_request(
+                    &visitor,
+                    "198.51.100.1",
+                    limits,
+                    T0 + 1_000,
+                ))
+                .await
+                .unwrap(),
+        );
+        let before = store.count_sessions().await.unwrap();
+        let refused = store
+            .create_session(limited_request(
+                &visitor,
+                "198.51.100.1",
+                limits,
+                T0 + 2_000,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            refused,
+            CreateOutcome::Limited(CreateLimited {
+                scope: CreateScope::VisitorLive,
+                until_ms: T0 + 600_000,
+            })
+        );
+        assert_eq!(
+            store.count_sessions().await.unwrap(),
+            before,
+            "nothing written"
+        );
+
+        // Cancelling one frees its place at once…
+        store
+            .apply(&first_id, Change::DeviceCancel, T0 + 3_000)
+            .await
+            .unwrap()
+            .unwrap();
+        let third = limited_request(&visitor, "198.51.100.1", limits, T0 + 4_000);
+        let third_id = third.id.clone();
+        created(store.create_session(third).await.unwrap());
+        // …but a fourth request within the minute is over the rate, until
+        // the first request's minute is over.
+        store
+            .apply(&third_id, Change::DeviceCancel, T0 + 4_500)
+            .await
+            .unwrap()
+            .unwrap();
+        let refused = store
+            .create_session(limited_request(
+                &visitor,
+                "198.51.100.1",
+                limits,
+                T0 + 5_000,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            refused,
+            CreateOutcome::Limited(CreateLimited {
+                scope: CreateScope::VisitorRate,
+                until_ms: T0 + 60_000,
+            })
+        );
+
+        // Other visitors on the same address count towards the address:
+        // one live code is there, so three more fill its four.
+        let mut n = 0;
+        let refused = loop {
+            let vid = format!("{n:032x}");
+            let outcome = store
+                .create_session(limited_request(
+                    &vid,
+                    "198.51.100.1",
+                    limits,
+                    T0 + 6_000 + n,
+                ))
+                .await
+                .unwrap();
+            if let CreateOutcome::Limited(limited) = outcome {
+                break limited;
+            }
+            n += 1;
+            assert!(n < 10, "the address limit never came");
+        };
+        assert_eq!(refused.scope, CreateScope::AddressLive);
+        assert_eq!(n, 3);
+        // Another address is not affected, and the address is not stored
+        // in clear.
+        created(
+            store
+                .create_session(limited_request(
+                    &"cd".repeat(16),
+                    "198.51.100.2",
+                    limits,
+                    T0 + 7_000,
+                ))
+                .await
+                .unwrap(),
+        );
+        let in_clear: i64 = store
+            .read(|conn, _| {
+                conn.query_row(
+                    "SELECT count(*) FROM sessions WHERE instr(address_key, '198.51') > 0",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(backend)
+            })
+            .await
+            .unwrap();
+        assert_eq!(in_clear, 0);
+
+        // A minute later the rate allows again, and once the codes expire
+        // the live limits do too.
+        let later = T0 + 601_000;
+        created(
+            store
+                .create_session(limited_request(&visitor, "198.51.100.1", limits, later))
+                .await
+                .unwrap(),
+        );
     }
 
     #[tokio::test]
@@ -2287,6 +2610,7 @@ mod tests {
                     match store.create_session(new).await.unwrap() {
                         CreateOutcome::Created { code, .. } => Some((code, id)),
                         CreateOutcome::CodeTaken => None,
+                        CreateOutcome::Limited(l) => panic!("limits are off: {l:?}"),
                     }
                 })
             })

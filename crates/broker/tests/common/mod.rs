@@ -41,6 +41,25 @@ name = "Demo Shop"
 allowed_origins = ["http://127.0.0.1:8080", "http://localhost:8080"]
 secret = "demo-secret-0123456789abcdef-0123456789"
 share_pages = ["/*", "!/account/*"]
+# The tests make many codes from one address and visitor; the creation
+# limits have a site of their own below.
+[site.create_limits]
+visitor_live = 0
+visitor_per_minute = 0
+address_live = 0
+address_per_minute = 0
+
+# Small creation limits, on an origin of its own.
+[[site]]
+key = "limited"
+name = "Few Codes"
+allowed_origins = ["https://limited.example"]
+[site.create_limits]
+visitor_live = 2
+visitor_per_minute = 3
+address_live = 4
+address_per_minute = 6
+site_live = 12
 
 [[site]]
 key = "short"
@@ -161,6 +180,14 @@ impl Broker {
             shutdown: Some(tx),
             server: Some(server),
             _dir: None,
+        }
+    }
+
+    /// Tells the server to shut down without waiting for it (then
+    /// [`Broker::stop`] waits).
+    pub fn begin_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
         }
     }
 
