@@ -28,6 +28,7 @@ commands:
   demo     build everything and run the demo at http://127.0.0.1:8080
   test     install what is missing and run every check and test
   bench    print size and speed figures (`bench broker`: the broker part only)
+  fuzz     fuzz the broker's API for longer than `test` does (`fuzz 100000`: cases)
   build    build pkg/ (npm package) and pkg/dist/ (script-tag bundle)
   setup    install the tools the other commands need";
 
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&args[1..]),
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => test::fuzz(&args[1..]),
         Some("build") => tools::ensure_build_tools().and_then(|_| build::run()),
         Some("setup") => tools::ensure_build_tools().and_then(|_| tools::ensure_test_tools()),
         Some("-h" | "--help" | "help") => {

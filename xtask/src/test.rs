@@ -189,3 +189,33 @@ fn payload_within_budget() -> Result {
     }
     Ok(())
 }
+
+/// `cargo xtask fuzz [CASES]`: the broker's request fuzzing
+/// (`crates/broker/tests/fuzz.rs`) with many more cases than the 300 of
+/// `cargo xtask test` (20,000 unless told), on an optimised build.
+pub fn fuzz(args: &[String]) -> Result {
+    let cases =
+        match args {
+            [] => 20_000,
+            [n] => n.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                format!("`{n}` is not a number of cases (a whole number above 0)")
+            })?,
+            _ => return Err("usage: cargo xtask fuzz [CASES]".to_owned()),
+        };
+    step(&format!("fuzzing the broker API: {cases} requests"), || {
+        exec(
+            cargo()
+                .args([
+                    "test",
+                    "--release",
+                    "-p",
+                    "agent-assist-broker",
+                    "--test",
+                    "fuzz",
+                    "--",
+                    "--nocapture",
+                ])
+                .env("AGENT_ASSIST_FUZZ_CASES", cases.to_string()),
+        )
+    })
+}
