@@ -493,3 +493,32 @@ async fn concurrent_guesses_cannot_exceed_the_limit() {
     }
     assert_eq!(not_found, 5, "exactly agent_max guesses got through");
 }
+
+/// Real codes redeemed at the same moment are not guesses: a busy agent
+/// (or a whole call centre, against the site's limit) is never locked out
+/// by its own successes. Each redemption counted as a failure until it
+/// was found live once let 40 concurrent redemptions lock the agent.
+#[tokio::test]
+async fn many_real_codes_redeemed_at_once_never_lock_anyone() {
+    let broker = Arc::new(Broker::start().await);
+    let (_, token) = broker.add_agent("demo", "Dana").await;
+    let mut codes = Vec::new();
+    for _ in 0..40 {
+        codes.push(broker.create("demo").await.code);
+    }
+    let mut redemptions = Vec::new();
+    for code in codes {
+        let (broker, token) = (Arc::clone(&broker), token.clone());
+        redemptions.push(tokio::spawn(async move {
+            broker.post_redeem(&token, &code).await.status()
+        }));
+    }
+    for r in redemptions {
+        assert_eq!(r.await.unwrap(), StatusCode::OK);
+    }
+    // And the agent's full allowance of mistakes is still there.
+    for _ in 0..5 {
+        let res = broker.post_redeem(&token, "000000").await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+}

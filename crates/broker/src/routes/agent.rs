@@ -85,15 +85,11 @@ async fn redeem(
         limits: site.redeem_limits,
         now_ms: now,
     };
-    let (failure, session_id) = match state.store.begin_redeem(attempt).await? {
+    let session_id = match state.store.begin_redeem(attempt).await? {
         RedeemStart::Locked(lock) => {
             return Err(AppError::rate_limited(lock.retry_after_secs(now)));
         }
-        RedeemStart::Attempted {
-            session_id: None,
-            lock_started,
-            ..
-        } => {
+        RedeemStart::Failed { lock_started } => {
             if let Some(lock) = lock_started {
                 tracing::warn!(
                     agent_id = %agent.id,
@@ -107,14 +103,8 @@ async fn redeem(
             }
             return Err(AppError::no_such_code());
         }
-        RedeemStart::Attempted {
-            failure,
-            session_id: Some(id),
-            ..
-        } => (failure, id),
+        RedeemStart::Live { session_id } => session_id,
     };
-    // The code was live: whatever happens next, this was not a guess.
-    state.store.forgive_failure(failure).await?;
     let change = Change::Redeem {
         agent: agent.info(),
         consent_expires_at: now + u64::from(site.consent_timeout_secs) * 1000,

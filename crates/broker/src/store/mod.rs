@@ -336,26 +336,18 @@ impl std::fmt::Debug for RedeemAttempt {
     }
 }
 
-/// Names one recorded failure, so it can be taken back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureId(pub i64);
-
 /// What [`Store::begin_redeem`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedeemStart {
     /// The agent or its site is locked; nothing was recorded or looked up.
     Locked(Lock),
-    /// A failure was recorded, and the live code looked up.
-    Attempted {
-        failure: FailureId,
-        /// The session holding the code, if it is live. The caller then
-        /// takes the failure back ([`Store::forgive_failure`]) and applies
-        /// [`Change::Redeem`]; losing that race to another agent is not a
-        /// failure either.
-        session_id: Option<String>,
-        /// When the code was not live: the lock this failure started, if any.
-        lock_started: Option<Lock>,
-    },
+    /// The code is live, held by this session; nothing was recorded. The
+    /// caller applies [`Change::Redeem`]; losing that race to another agent
+    /// is not a failure either.
+    Live { session_id: String },
+    /// The code is not live: a failure was recorded, and this is the lock
+    /// it started, if any.
+    Failed { lock_started: Option<Lock> },
 }
 
 /// A failure inside the store. The routes turn it into a 500 answer and log it.
@@ -466,9 +458,6 @@ pub trait Store: Send + Sync + 'static {
     /// concurrent guesses count against each other exactly) and looks up
     /// the live code. See [`RedeemStart`].
     async fn begin_redeem(&self, attempt: RedeemAttempt) -> Result<RedeemStart, StoreError>;
-
-    /// Takes back a failure recorded by [`Store::begin_redeem`].
-    async fn forgive_failure(&self, failure: FailureId) -> Result<(), StoreError>;
 
     /// Number of sessions recorded, in any state.
     async fn count_sessions(&self) -> Result<u64, StoreError>;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses a different part of these helpers.
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
