@@ -299,6 +299,10 @@ test("too many codes in a minute: the visitor is asked to wait, and nothing reac
   await expect(dialog.getByRole("button", { name: "Try again" })).toBeFocused();
   expect(await page.evaluate(() => window.__seen)).toEqual(["rate_limited"]);
   expect(errors).toEqual([]);
+  await page.screenshot({ path: path.join(SHOTS, "modal-busy-light.png"), animations: "disabled" });
+  await page.setViewportSize({ width: 320, height: 640 });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.screenshot({ path: path.join(SHOTS, "modal-busy-320px-dark.png"), animations: "disabled" });
 });
 
 test("French wording from the browser's language", async ({ browser, broker }) => {
