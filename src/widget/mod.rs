@@ -305,10 +305,15 @@ impl Widget {
             // Nobody to make a code for yet (and the link is hidden).
             return Err(Error::NotIdentified);
         }
-        let was_mounted = inner.host.as_ref().is_some_and(Host::is_mounted);
+        let removed = inner.host.as_ref().is_some_and(|h| !h.is_mounted());
+        if removed {
+            // The page took the widget out of the page: the modal comes back
+            // (at the end of <body>), with what was open in it; the link
+            // does not, until `mountFooterLink()`.
+            inner.link = None;
+        }
         inner.ensure_mounted()?;
-        if !was_mounted {
-            // The page had taken the widget out: what was open is shown again.
+        if removed {
             inner.reopen();
         }
         if inner.modal.as_ref().is_some_and(|m| !m.is_in_page()) {

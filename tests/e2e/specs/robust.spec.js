@@ -205,19 +205,32 @@ test("the page re-renders its footer while idle: the link moves into the new foo
   await nothingThrown(page);
 });
 
-test("the page removes the widget's node itself: it stays removed, open() and mountFooterLink() still work", async ({ page, garbage }) => {
+test("the page removes the widget's node itself: the link stays removed, open() and mountFooterLink() still work", async ({ page, garbage }) => {
   garbage.answers.codes = "good";
   const w = await openPage(page, garbage);
   await page.evaluate(() => document.querySelector("agent-assist-widget").remove());
   await expect(w.link).toHaveCount(0);
-  // The site's own button can still open the modal.
-  await page.evaluate(() => window.widget.open());
+  // The site's own button can still open the modal; the link stays away.
+  const help = page.getByRole("button", { name: "Get a support code" });
+  await help.click();
+  await expect(w.code).toBeVisible();
+  await expect(w.link).toHaveCount(0);
+  await w.cancel.click();
+  await expect(w.dialog).toBeHidden();
+  await expect(help).toBeFocused();
+  await page.evaluate(() => window.widget.mountFooterLink());
+  await expect(page.locator("footer [data-agent-assist] agent-assist-widget")).toHaveCount(1);
+  await w.link.click();
   await expect(w.code).toBeVisible();
   await w.cancel.click();
   await expect(w.dialog).toBeHidden();
-  await page.evaluate(() => window.widget.mountFooterLink());
-  await expect(page.locator("footer [data-agent-assist] agent-assist-widget")).toHaveCount(1);
-  await expect(w.link).toBeVisible();
+  // The same once the rest of the widget is here (it answered that click).
+  await page.evaluate(() => document.querySelector("agent-assist-widget").remove());
+  await help.click();
+  await expect(w.code).toBeVisible();
+  await expect(w.link).toHaveCount(0);
+  await w.cancel.click();
+  await expect(help).toBeFocused();
   await nothingThrown(page);
 });
 
