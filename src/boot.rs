@@ -132,6 +132,12 @@ impl Boot {
             pending.loading(&self.doc, &self.config.strings);
             return Ok(());
         }
+        if self.host.as_ref().is_some_and(|h| !h.is_mounted()) {
+            // The page took the widget out of the page: the modal comes back
+            // (at the end of <body>), the link not until `mountFooterLink()`.
+            self.intent.clear();
+            self.link = None;
+        }
         let root = self.ensure_mounted()?.root.clone();
         self.pending = Some(Pending::open(
             &self.doc,

@@ -1,6 +1,6 @@
 //! The widget's calls to the broker, on the shared `fetch` core.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use agent_assist_protocol::{
     ConsentRequest, CreateCodeRequest, CreateCodeResponse, SessionStatus, StreamTicket,
 };
@@ -23,13 +23,21 @@ impl BrokerClient {
     }
 
     /// Sends the code request at once (see [`Http::call`]); the future is
-    /// its answer.
+    /// its answer. An answer of the right shape that the widget cannot use
+    /// (a code that is not six digits, credentials that would not fit in a
+    /// URL) is [`Error::BadResponse`], like one that does not parse.
     pub fn create_code(
         &self,
         request: &CreateCodeRequest,
     ) -> impl std::future::Future<Output = Result<CreateCodeResponse>> + use<> {
         let call = self.http.call("POST", "/v1/codes", None, Some(request));
-        async move { Ok(call.await?) }
+        async move {
+            let response: CreateCodeResponse = call.await?;
+            if !response.is_usable() {
+                return Err(Error::BadResponse);
+            }
+            Ok(response)
+        }
     }
 
     pub async fn cancel(&self, session_id: &str, device_token: &str) -> Result<SessionStatus> {
@@ -62,12 +70,18 @@ impl BrokerClient {
             .await?)
     }
 
+    /// A new stream ticket; one that could not go in the stream's URL as
+    /// it is counts as a bad answer.
     pub async fn ticket(&self, session_id: &str, device_token: &str) -> Result<StreamTicket> {
         let path = ["/v1/sessions/", session_id, "/ticket"].concat();
-        Ok(self
+        let ticket: StreamTicket = self
             .http
             .call::<(), _>("POST", &path, Some(device_token), None)
-            .await?)
+            .await?;
+        if !agent_assist_protocol::is_credential(&ticket.ticket) {
+            return Err(Error::BadResponse);
+        }
+        Ok(ticket)
     }
 
     async fn post_session(

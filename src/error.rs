@@ -34,6 +34,10 @@ pub enum Error {
     NotIdentified,
     /// The instance was destroyed and cannot be used any more.
     Destroyed,
+    /// The widget was called back in the middle of one of its own updates
+    /// (see `Widget::call`); never reaches the page.
+    #[cfg(not(feature = "boot"))]
+    Busy,
     /// `on`/`off` with an event name we never emit.
     UnknownEvent(String),
 }
@@ -64,6 +68,8 @@ impl Error {
                 (auth \"code\"); call identify() first"
                 .into(),
             Error::Destroyed => "this Agent Assist instance was destroyed".into(),
+            #[cfg(not(feature = "boot"))]
+            Error::Busy => "Agent Assist was called in the middle of an update".into(),
             Error::UnknownEvent(event) => text(&[
                 "Agent Assist: unknown event `",
                 event,
@@ -95,6 +101,8 @@ impl Error {
             Error::Argument { .. } => "invalid_argument",
             Error::NotIdentified => "identity_required",
             Error::Destroyed => "destroyed",
+            #[cfg(not(feature = "boot"))]
+            Error::Busy => "busy",
             Error::UnknownEvent(_) => "unknown_event",
         }
     }

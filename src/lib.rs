@@ -118,17 +118,17 @@ impl AgentAssist {
     #[wasm_bindgen(js_name = mountFooterLink)]
     pub fn mount_footer_link(&self, target: JsValue) -> Result<(), JsValue> {
         let parent = mount::target(&target)?;
-        Ok(self.widget.mount_footer_link(parent)?)
+        Ok(self.widget.call(move |w| w.mount_footer_link(parent))?)
     }
 
     /// Opens the share-screen modal and asks the broker for a code.
     pub fn open(&self) -> Result<(), JsValue> {
-        Ok(self.widget.open()?)
+        Ok(self.widget.call(widget::Widget::open)?)
     }
 
     /// Closes the modal; a code on display is withdrawn at the broker.
     pub fn close(&self) -> Result<(), JsValue> {
-        Ok(self.widget.close()?)
+        Ok(self.widget.call(widget::Widget::close)?)
     }
 
     /// For sites that draw their own UI: resolves to `{ code, sessionId,
@@ -147,36 +147,41 @@ impl AgentAssist {
     /// again replaces the identity.
     pub fn identify(&self, identity: JsValue) -> Result<(), JsValue> {
         let identity = identity::identity_from_js(&identity)?;
-        Ok(self.widget.identify(identity)?)
+        Ok(self.widget.call(move |w| w.identify(identity))?)
     }
 
     /// Forgets the visitor id and the identity on this browser (logout,
     /// shared devices) and withdraws a code on display. The next code
     /// request makes a new visitor id.
     pub fn reset(&self) -> Result<(), JsValue> {
-        Ok(self.widget.reset()?)
+        Ok(self.widget.call(widget::Widget::reset)?)
     }
 
     /// Withdraws the live code at the broker (custom UIs' Cancel).
     #[wasm_bindgen(js_name = cancelSessionCode)]
     pub fn cancel_session_code(&self) -> Result<(), JsValue> {
-        Ok(self.widget.cancel_code()?)
+        Ok(self.widget.call(widget::Widget::cancel_code)?)
     }
 
     /// Calls `listener(detail)` on `event`: `code.created`, `code.expired`,
     /// `code.cancelled`, `session.updated`, `session.ended` or `error`.
     pub fn on(&self, event: &str, listener: js_sys::Function) -> Result<(), JsValue> {
-        Ok(self.widget.on(event, listener)?)
+        let event = events::known(event)?;
+        Ok(self.widget.call(move |w| w.on(event, listener))?)
     }
 
     /// Stops calling `listener` on `event`.
     pub fn off(&self, event: &str, listener: js_sys::Function) -> Result<(), JsValue> {
-        Ok(self.widget.off(event, &listener)?)
+        let event = events::known(event)?;
+        Ok(self.widget.call(move |w| w.off(event, &listener))?)
     }
 
     /// Removes every node and listener the widget added and withdraws its code.
     pub fn destroy(&self) {
-        self.widget.destroy();
+        let _ = self.widget.call(|w| {
+            w.destroy();
+            Ok(())
+        });
     }
 
     /// The SDK's version.

@@ -1171,3 +1171,76 @@ async fn a_custom_ui_passes_its_own_form_data_checked_like_identify() {
     assert_eq!(field(&visitor, "email").as_deref(), Some("jo@example.com"));
     aa.destroy();
 }
+
+/// A page focus listener that calls the widget while the widget moves focus
+/// (the modal opening takes focus from the page's own button) is served
+/// once the widget's update is over. It used to hit the controller's
+/// borrow: a panic, thrown into the page as `RuntimeError: unreachable`.
+#[wasm_bindgen_test]
+async fn a_focus_listener_calling_the_widget_mid_update_is_served_after_the_update() {
+    let parent = container();
+    let own_button = doc().create_element("button").unwrap();
+    parent.append_child(&own_button).unwrap();
+    let aa = Rc::new(
+        AgentAssist::init(config(&[("siteKey", "t"), ("broker", NOWHERE)]), None, None).unwrap(),
+    );
+    aa.mount_footer_link(parent.clone().into()).unwrap();
+    // The site's button has focus when it opens the modal.
+    own_button
+        .unchecked_ref::<web_sys::HtmlElement>()
+        .focus()
+        .unwrap();
+
+    let thrown = Rc::new(RefCell::new(0));
+    let count = thrown.clone();
+    let on_page_error =
+        wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| {
+            *count.borrow_mut() += 1;
+        });
+    let window = web_sys::window().unwrap();
+    window
+        .add_event_listener_with_callback("error", on_page_error.as_ref().unchecked_ref())
+        .unwrap();
+
+    let errors = Rc::new(RefCell::new(0));
+    let count = errors.clone();
+    let on_error = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| {
+        *count.borrow_mut() += 1;
+    });
+    let on_error: js_sys::Function = on_error
+        .as_ref()
+        .unchecked_ref::<js_sys::Function>()
+        .clone();
+    let widget = aa.clone();
+    let on_focus = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(move || {
+        // The page's own call: it must neither throw nor be lost.
+        widget.on("error", on_error.clone()).unwrap();
+    });
+    doc()
+        .add_event_listener_with_callback("focusin", on_focus.as_ref().unchecked_ref())
+        .unwrap();
+
+    aa.open().unwrap();
+    let root = shadow(&parent);
+    until("the error state", || {
+        root.query_selector("button.retry").unwrap().is_some()
+    })
+    .await;
+    let dialog: web_sys::HtmlDialogElement = q(&root, "dialog").unchecked_into();
+    assert!(dialog.open());
+    // The listener the page added from its focus listener hears the next error.
+    click(&q(&root, "button.retry"));
+    until("the page's error listener is called", || {
+        *errors.borrow() > 0
+    })
+    .await;
+    assert_eq!(*thrown.borrow(), 0, "nothing was thrown into the page");
+
+    doc()
+        .remove_event_listener_with_callback("focusin", on_focus.as_ref().unchecked_ref())
+        .unwrap();
+    window
+        .remove_event_listener_with_callback("error", on_page_error.as_ref().unchecked_ref())
+        .unwrap();
+    aa.destroy();
+}

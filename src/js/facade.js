@@ -18,6 +18,9 @@ function makeWidget(Boot, config, loadWidget, loadCobrowse) {
   var openOnArrival = false;
   var listeners = [];
   var identity;
+  var watcher = null;
+  // True while the boot module draws (see `guard`).
+  var drawing = false;
 
   function clicked() {
     try {
@@ -66,7 +69,7 @@ function makeWidget(Boot, config, loadWidget, loadCobrowse) {
     if (destroyed) return null;
     // A modal still open here is for a click the widget module now answers;
     // one showing an error nobody retried is closed first.
-    if (!openOnArrival) boot.dismiss();
+    if (!openOnArrival) drawn(function () { boot.dismiss(); });
     var host = boot.handOver();
     full = Widget.init(config, loadCobrowse, host);
     boot.free();
@@ -104,14 +107,59 @@ function makeWidget(Boot, config, loadWidget, loadCobrowse) {
     boot.busy(false);
     if (!openOnArrival) return;
     openOnArrival = false;
-    emit("error", boot.fail(api.open));
+    emit("error", drawn(function () { return boot.fail(api.open); }));
+  }
+
+  // Runs `f`, which calls the boot module, marked as drawing.
+  function drawn(f) {
+    drawing = true;
+    try {
+      return f();
+    } finally {
+      drawing = false;
+    }
+  }
+
+  // Where a mount target leads, as mount.rs finds it; null for an element
+  // no longer in the page.
+  function place(target) {
+    if (target == null) {
+      var footers = document.getElementsByTagName("footer");
+      return document.querySelector("[data-agent-assist]") || footers[footers.length - 1] || null;
+    }
+    if (typeof target === "string") return document.querySelector(target);
+    return target.isConnected ? target : null;
+  }
+
+  function mount(target) {
+    if (full) full.mountFooterLink(target);
+    else live().mount(target);
+    follow(target, place(target) || document.body);
+  }
+
+  // The link stays where the site put it when the page re-renders that
+  // place (a single-page app replacing its footer): once the element it
+  // went into leaves the page, it moves into the one that took its place,
+  // found the same way (the selector; or [data-agent-assist], else the last
+  // footer). A link the page removed itself, from a place still there,
+  // stays removed until `mountFooterLink()`. The check on each change of
+  // the page is one property read.
+  function follow(target, parent) {
+    if (watcher) watcher.disconnect();
+    watcher = new MutationObserver(function () {
+      if (parent.isConnected || destroyed) return;
+      if (!place(target)) return;
+      try {
+        api.mountFooterLink(target);
+      } catch (e) {
+        // Not there yet (or a destroyed widget): the next change tries again.
+      }
+    });
+    watcher.observe(document, { childList: true, subtree: true });
   }
 
   var api = {
-    mountFooterLink: function (target) {
-      if (full) return full.mountFooterLink(target);
-      live().mount(target);
-    },
+    mountFooterLink: mount,
     open: function () {
       if (full) return full.open();
       live().checkOpen();
@@ -164,6 +212,7 @@ function makeWidget(Boot, config, loadWidget, loadCobrowse) {
       listeners = listeners.filter(function (l) { return !(l[0] === event && l[1] === fn); });
     },
     destroy: function () {
+      if (watcher) watcher.disconnect();
       if (full) full.destroy();
       else if (boot) boot.free();
       boot = null;
@@ -171,6 +220,32 @@ function makeWidget(Boot, config, loadWidget, loadCobrowse) {
       listeners = [];
     },
   };
+  // The boot module cannot be re-entered, and it runs page code: opening
+  // or closing its modal moves focus, which runs the page's focus
+  // listeners there and then. A page call made from one of those waits
+  // until the boot module is done (a microtask later); what it would throw
+  // goes to the console, as its caller has returned. The widget module
+  // does the same for itself.
+  Object.keys(api).forEach(function (name) {
+    var call = api[name];
+    api[name] = function () {
+      var args = arguments;
+      if (drawing) {
+        var later = Promise.resolve().then(function () {
+          return api[name].apply(null, args);
+        });
+        if (name === "createSessionCode") return later;
+        later.catch(function (e) {
+          console.error(e);
+        });
+        return;
+      }
+      if (full) return call.apply(null, args);
+      return drawn(function () {
+        return call.apply(null, args);
+      });
+    };
+  });
   if (boot.resumes()) arrive();
   return api;
 }

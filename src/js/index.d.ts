@@ -174,7 +174,11 @@ export interface AgentAssistError extends Error {
 }
 
 export interface AgentAssistWidget {
-  /** Adds the footer link to `target` (element or selector); default `[data-agent-assist]`, else the last `<footer>`, else `<body>`. */
+  /**
+   * Adds the footer link to `target` (element or selector); default `[data-agent-assist]`, else the last `<footer>`, else `<body>`.
+   * When the page replaces that place (a re-rendered footer), the link moves into the new one found the same way; a link the
+   * page removed itself stays removed until this is called again. Calling it again rebuilds the link and shows again what was open.
+   */
   mountFooterLink(target?: Element | string): void;
   /** Opens the share-screen modal and requests a code (after the form, with `auth: "form"` / `"optional-form"`). Throws `identity_required` with `auth: "code"` before `identify()`. */
   open(): void;

@@ -123,6 +123,11 @@ impl CodeModal {
         self.shell.dialog.open()
     }
 
+    /// False once the page removed the dialog (or the widget) from the page.
+    pub fn is_in_page(&self) -> bool {
+        self.shell.dialog.is_connected()
+    }
+
     pub fn open(&self) {
         if !self.shell.dialog.open() {
             // showModal throws only if the dialog is disconnected or already

@@ -3,9 +3,14 @@
 //! identity form), the session that follows it (see `session`), the UI
 //! components that show all that, and the events the page sees.
 //!
-//! State lives in one `Rc<RefCell<Inner>>`. Borrows are short and never held
-//! while page code runs: events are collected under the borrow and delivered
-//! after it is released, because a page listener may call back into us.
+//! State lives in one `Rc<RefCell<Inner>>`. Borrows are short: events are
+//! collected under the borrow and delivered after it is released, because a
+//! page listener may call back into us. Some page code does run under the
+//! borrow, though: moving focus (the modal opening, Close returning focus
+//! to the page) runs the page's focus listeners there and then. So nothing
+//! here borrows with a panic on failure (a panic in wasm is an exception
+//! thrown into the page, and leaves the widget unusable), and a call that
+//! finds the widget busy waits for the update to end ([`Widget::call`]).
 //!
 //! The UI's listeners hold strong references to the controller, so a mounted
 //! widget lives as long as the page does even if the page drops its handle;
@@ -168,7 +173,7 @@ impl Widget {
             let this = widget.clone();
             let mut inner = widget.0.borrow_mut();
             let link = FooterLink::adopt(button, move || {
-                let _ = this.open();
+                let _ = this.call(Widget::open);
             });
             link.set_hidden(inner.awaits_identity());
             inner.link = Some(link);
@@ -197,20 +202,45 @@ impl Widget {
     /// What the code modal's buttons and Esc do.
     fn modal_actions(&self) -> crate::ui::code_modal::OnAction {
         let this = self.clone();
-        Rc::new(move |action| match action {
-            Action::Cancel => {
-                let _ = this.close();
-            }
-            Action::Retry => this.request(),
+        Rc::new(move |action| {
+            let _ = match action {
+                Action::Cancel => this.call(Widget::close),
+                Action::Retry => this.call(|w| {
+                    w.request();
+                    Ok(())
+                }),
+            };
         })
     }
 
+    /// The state, unless the widget was destroyed or is in the middle of an
+    /// update (see [`Widget::call`]).
     fn live(&self) -> Result<std::cell::RefMut<'_, Inner>> {
-        let inner = self.0.borrow_mut();
+        let inner = self.0.try_borrow_mut().map_err(|_| Error::Busy)?;
         if inner.destroyed {
             return Err(Error::Destroyed);
         }
         Ok(inner)
+    }
+
+    /// Runs `f`, a call from the page or from the browser (a click, a timer,
+    /// an answer), now or, when it comes in the middle of one of the
+    /// widget's own updates, right after that update, a microtask later.
+    /// That happens when a page focus listener calls us while we move focus
+    /// (see the module comment): the call must neither find the state
+    /// half-updated nor be refused. Its caller has returned by then, so what
+    /// it would have thrown goes to the console.
+    pub fn call(&self, f: impl FnOnce(&Widget) -> Result<()> + 'static) -> Result<()> {
+        if self.0.try_borrow_mut().is_ok() {
+            return f(self);
+        }
+        let this = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(err) = f(&this) {
+                web_sys::console::error_1(&JsValue::from(err));
+            }
+        });
+        Ok(())
     }
 
     pub fn on(&self, event: &str, f: Function) -> Result<()> {
@@ -229,6 +259,16 @@ impl Widget {
             None => crate::mount::default_parent(&inner.doc)?,
         };
         inner.ensure_host()?;
+        // The page took the link out of our shadow root: a new one replaces it.
+        let root = inner.host.as_ref().ok_or(Error::Destroyed)?.root.clone();
+        let root: &web_sys::Node = root.as_ref();
+        if inner
+            .link
+            .as_ref()
+            .is_some_and(|l| l.button.parent_node().as_ref() != Some(root))
+        {
+            inner.link = None;
+        }
         if inner.link.is_none() {
             let this = self.clone();
             let label = inner.config.strings.get(crate::i18n::Text::Link).to_owned();
@@ -237,26 +277,17 @@ impl Widget {
                 (inner.doc.clone(), host.root.clone())
             };
             let link = FooterLink::new(&doc, &root, &label, move || {
-                let _ = this.open();
+                let _ = this.call(Widget::open);
             });
             link.set_hidden(inner.awaits_identity());
             inner.link = Some(link);
         }
-        inner
-            .host
-            .as_ref()
-            .ok_or(Error::Destroyed)?
-            .mount(&parent)?;
-        // Moving the host takes open dialogs and the indicator out of the
-        // top layer; put them back.
-        if let Some(modal) = inner.modal.as_ref() {
-            modal.reopen();
-        }
-        if let Some(consent) = inner.consent.as_ref() {
-            consent.reopen();
-        }
-        if let Some(indicator) = inner.indicator.as_ref() {
-            indicator.reopen();
+        let host = inner.host.as_ref().ok_or(Error::Destroyed)?;
+        // Already there: nothing moves (moving would close and reopen an
+        // open modal, and its focus, for nothing).
+        if host.element.parent_element().as_ref() != Some(&parent) {
+            host.mount(&parent)?;
+            inner.reopen();
         }
         Ok(())
     }
@@ -274,7 +305,22 @@ impl Widget {
             // Nobody to make a code for yet (and the link is hidden).
             return Err(Error::NotIdentified);
         }
+        let removed = inner.host.as_ref().is_some_and(|h| !h.is_mounted());
+        if removed {
+            // The page took the widget out of the page: the modal comes back
+            // (at the end of <body>), with what was open in it; the link
+            // does not, until `mountFooterLink()`.
+            inner.link = None;
+        }
         inner.ensure_mounted()?;
+        if removed {
+            inner.reopen();
+        }
+        if inner.modal.as_ref().is_some_and(|m| !m.is_in_page()) {
+            // The page took the modal out of our shadow root: a new one
+            // replaces it.
+            inner.modal = None;
+        }
         // The boot module's modal, taken over open: what it waited for
         // (the code, or the form) goes on in it.
         let adopted = std::mem::take(&mut inner.adopted_modal);
@@ -321,7 +367,10 @@ impl Widget {
                 let generation = inner.generation;
                 let this = self.clone();
                 inner.opening = Some(Timeout::new(OPEN_GRACE_MS, move || {
-                    this.open_pending(generation)
+                    let _ = this.call(move |w| {
+                        w.open_pending(generation);
+                        Ok(())
+                    });
                 }));
                 return Ok(());
             }
@@ -450,29 +499,38 @@ impl Widget {
     pub fn create_session_code(&self, visitor: Result<Option<VisitorInfo>>) -> js_sys::Promise {
         let this = self.clone();
         js_sys::Promise::new(&mut move |resolve, reject| {
-            let outcome = match (visitor.clone(), this.live()) {
-                (Err(e), _) | (_, Err(e)) => Err(e),
-                (Ok(visitor), Ok(mut inner)) => match &inner.code {
-                    CodeState::Live(live) => Ok(Some(live.to_js())),
-                    _ => {
-                        if visitor.is_some() {
-                            inner.typed = visitor;
-                        }
-                        inner.waiters.push((resolve.clone(), reject.clone()));
-                        Ok(None)
-                    }
-                },
-            };
-            match outcome {
-                Ok(Some(value)) => {
-                    let _ = resolve.call1(&JsValue::NULL, &value);
-                }
-                Ok(None) => this.request(),
-                Err(e) => {
-                    let _ = reject.call1(&JsValue::NULL, &JsValue::from(e));
-                }
-            }
+            let visitor = visitor.clone();
+            let _ = this.call(move |w| {
+                w.ask_code(visitor, resolve, reject);
+                Ok(())
+            });
         })
+    }
+
+    /// `createSessionCode()`'s work, settling its promise.
+    fn ask_code(&self, visitor: Result<Option<VisitorInfo>>, resolve: Function, reject: Function) {
+        let outcome = match (visitor, self.live()) {
+            (Err(e), _) | (_, Err(e)) => Err(e),
+            (Ok(visitor), Ok(mut inner)) => match &inner.code {
+                CodeState::Live(live) => Ok(Some(live.to_js())),
+                _ => {
+                    if visitor.is_some() {
+                        inner.typed = visitor;
+                    }
+                    inner.waiters.push((resolve.clone(), reject.clone()));
+                    Ok(None)
+                }
+            },
+        };
+        match outcome {
+            Ok(Some(value)) => {
+                let _ = resolve.call1(&JsValue::NULL, &value);
+            }
+            Ok(None) => self.request(),
+            Err(e) => {
+                let _ = reject.call1(&JsValue::NULL, &JsValue::from(e));
+            }
+        }
     }
 
     /// Starts a code request unless one is in flight (single flight).
@@ -516,7 +574,10 @@ impl Widget {
         let this = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let result = answer.await;
-            this.finish_request(generation, result);
+            let _ = this.call(move |w| {
+                w.finish_request(generation, result);
+                Ok(())
+            });
         });
     }
 
@@ -535,7 +596,10 @@ impl Widget {
     }
 
     fn finish_request(&self, generation: u32, result: Result<CreateCodeResponse>) {
-        let mut inner = self.0.borrow_mut();
+        // Not busy: this runs through `call`.
+        let Ok(mut inner) = self.0.try_borrow_mut() else {
+            return;
+        };
         if inner.destroyed || inner.generation != generation {
             // The visitor closed the modal while the code was on its way:
             // withdraw it at once so it can never be redeemed.
@@ -563,7 +627,12 @@ impl Widget {
                 let value = live.to_js();
                 let this = self.clone();
                 let ms = live.response.expires_in.saturating_mul(1000);
-                inner.expiry = Some(Timeout::new(ms, move || this.expire(generation)));
+                inner.expiry = Some(Timeout::new(ms, move || {
+                    let _ = this.call(move |w| {
+                        w.expire(generation);
+                        Ok(())
+                    });
+                }));
                 if let Some(modal) = inner.modal.as_mut() {
                     modal.show_code(&live.response.code, deadline);
                     if opens_now {
@@ -624,7 +693,10 @@ impl Widget {
 
     fn expire(&self, generation: u32) {
         let emissions = {
-            let mut inner = self.0.borrow_mut();
+            // Not busy: this runs through `call`.
+            let Ok(mut inner) = self.0.try_borrow_mut() else {
+                return;
+            };
             if inner.destroyed || inner.generation != generation {
                 return;
             }
@@ -703,6 +775,21 @@ impl Inner {
     fn ensure_host(&mut self) -> Result<()> {
         let (theme, lang) = (self.config.theme, self.config.strings.lang);
         Host::ensure(&mut self.host, &self.doc, theme, lang).map(drop)
+    }
+
+    /// Moving the host (or the page taking it out and our putting it back)
+    /// takes open dialogs and the indicator out of the top layer: they stay
+    /// open only as plain elements. This puts them back.
+    fn reopen(&self) {
+        if let Some(modal) = self.modal.as_ref() {
+            modal.reopen();
+        }
+        if let Some(consent) = self.consent.as_ref() {
+            consent.reopen();
+        }
+        if let Some(indicator) = self.indicator.as_ref() {
+            indicator.reopen();
+        }
     }
 
     fn ensure_mounted(&mut self) -> Result<()> {

@@ -103,7 +103,12 @@ impl Widget {
         }
         let on_status = {
             let this = self.clone();
-            Rc::new(move |status| this.on_status(status))
+            Rc::new(move |status| {
+                let _ = this.call(move |w| {
+                    w.on_status(status);
+                    Ok(())
+                });
+            })
         };
         let on_closed = {
             let this = self.clone();
@@ -376,7 +381,10 @@ impl Widget {
                     let generation = inner.generation;
                     let again = this.clone();
                     inner.expiry = Some(Timeout::new(left_ms as u32, move || {
-                        again.expire(generation)
+                        let _ = again.call(move |w| {
+                            w.expire(generation);
+                            Ok(())
+                        });
                     }));
                     inner.code = CodeState::Live(Live {
                         response,

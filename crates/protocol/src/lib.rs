@@ -466,6 +466,37 @@ pub fn is_valid_code(code: &str) -> bool {
     code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Longest code lifetime a site may set, in seconds (one day); the
+/// broker's config refuses more.
+pub const MAX_CODE_LIFETIME_SECS: u32 = 86_400;
+
+/// Longest session id, device token or stream ticket a client accepts.
+/// The broker's are 32 to 64 characters.
+pub const MAX_CREDENTIAL_LEN: usize = 128;
+
+/// True when `s` can be a session id, device token or stream ticket: short,
+/// and safe in a URL path, a query and a header as it is.
+pub fn is_credential(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_CREDENTIAL_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl CreateCodeResponse {
+    /// True when a client can show and use this answer: a six-digit code,
+    /// a lifetime a site may have, and credentials [`is_credential`] takes.
+    /// Anything else is not the broker speaking (a proxy, a captive portal,
+    /// a bug) and is treated like an answer that does not parse.
+    pub fn is_usable(&self) -> bool {
+        is_valid_code(&self.code)
+            && (1..=MAX_CODE_LIFETIME_SECS).contains(&self.expires_in)
+            && [&self.session_id, &self.device_token, &self.stream_ticket]
+                .iter()
+                .all(|s| is_credential(s))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,6 +509,32 @@ mod tests {
         assert!(!is_valid_code("1234567"));
         assert!(!is_valid_code("12345a"));
         assert!(!is_valid_code("１２３４５６"));
+    }
+
+    #[test]
+    fn only_answers_a_client_can_use_are_usable() {
+        let good = CreateCodeResponse {
+            code: "123456".into(),
+            session_id: "0123456789abcdef0123456789abcdef".into(),
+            expires_at: 1,
+            expires_in: 1200,
+            device_token: "ab".repeat(32),
+            stream_ticket: "cd".repeat(16),
+        };
+        assert!(good.is_usable());
+        let with = |f: fn(&mut CreateCodeResponse)| {
+            let mut r = good.clone();
+            f(&mut r);
+            r.is_usable()
+        };
+        assert!(!with(|r| r.code = "12ab56".into()));
+        assert!(!with(|r| r.expires_in = 0));
+        assert!(!with(|r| r.expires_in = u32::MAX));
+        assert!(with(|r| r.expires_in = MAX_CODE_LIFETIME_SECS));
+        assert!(!with(|r| r.session_id = String::new()));
+        assert!(!with(|r| r.session_id = "f".repeat(MAX_CREDENTIAL_LEN + 1)));
+        assert!(!with(|r| r.device_token = "a b".into()));
+        assert!(!with(|r| r.stream_ticket = "x&last_event_id=9".into()));
     }
 
     #[test]
