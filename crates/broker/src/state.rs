@@ -56,7 +56,8 @@ pub struct AppState {
     /// (`serve --client-ip-header`); without one, the connection's peer.
     pub client_ip_header: Option<HeaderName>,
     /// Each site's live codes as last counted, plus the codes issued since:
-    /// what the site-wide creation limit is checked against.
+    /// tells when a code request must count the site's live codes exactly
+    /// (see [`crate::routes::codes::SITE_COUNT_MARGIN`]).
     pub site_codes: Arc<SiteCodes>,
 }
 

@@ -122,7 +122,9 @@ pub struct NewSession {
     /// a keyed hash of it. `None` when unknown.
     pub address: Option<String>,
     /// The site's creation limits, checked in the same transaction that
-    /// records the session.
+    /// records the session. Counting a site's live codes reads one index
+    /// entry per code, so the caller sets `site_live` to 0 while the site
+    /// is far from it (see [`crate::state::SiteCodes`]).
     pub limits: CreateLimits,
 }
 
@@ -230,6 +232,8 @@ pub enum CreateScope {
     VisitorRate,
     AddressLive,
     AddressRate,
+    /// The whole site holds `site_live` live codes.
+    SiteLive,
 }
 
 /// A change someone asks for. Timeouts are not among them: they happen

@@ -693,6 +693,21 @@ fn creation_limited(
             ));
         }
     }
+    if l.site_live > 0 {
+        let live: i64 = conn
+            .prepare_cached(
+                "SELECT count(*) FROM sessions WHERE site_key = ?1 AND code_hash IS NOT NULL \
+                 AND state = 'pending' AND expires_at > ?2",
+            )
+            .and_then(|mut st| st.query_row(params![new.site_key, ms_to_sql(now)], |r| r.get(0)))
+            .map_err(backend)?;
+        if live >= i64::from(l.site_live) {
+            return Ok(Some(CreateLimited {
+                scope: CreateScope::SiteLive,
+                until_ms: now + MINUTE_MS,
+            }));
+        }
+    }
     Ok(None)
 }
 
