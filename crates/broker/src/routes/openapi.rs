@@ -715,7 +715,7 @@ pub fn document() -> Value {
                 "Support codes for visitors, redeemed by agents, with the visitor's consent. \
                  Every non-2xx answer with a body is an `ApiError`. Bodies are at most \
                  {MAX_BODY_BYTES} bytes. Browsers are answered only from the origins a \
-                 site allows (CORS); answers carry `Cache-Control: no-store`."
+                 site allows (CORS); answers under `/v1/` carry `Cache-Control: no-store`."
             ),
         },
         "paths": paths,
