@@ -135,6 +135,23 @@ async fn conforms(doc: &Value, method: &str, path: &str, res: Response) -> Value
         .get(CONTENT_TYPE)
         .map(|v| v.to_str().unwrap().to_owned());
     let body = res.bytes().await.unwrap();
+    conforms_body(doc, method, path, status, content_type, &body)
+}
+
+/// The body half of [`conforms`].
+fn conforms_body(
+    doc: &Value,
+    method: &str,
+    path: &str,
+    status: u16,
+    content_type: Option<String>,
+    body: &[u8],
+) -> Value {
+    let documented = &doc["paths"][path][method]["responses"][status.to_string()];
+    assert!(
+        documented.is_object(),
+        "{method} {path} answered {status}, which the document does not list"
+    );
     let Some(content) = documented["content"].as_object() else {
         assert!(
             body.is_empty(),
@@ -146,7 +163,7 @@ async fn conforms(doc: &Value, method: &str, path: &str, res: Response) -> Value
     let media = content
         .get(&content_type)
         .unwrap_or_else(|| panic!("{method} {path} {status}: {content_type} not documented"));
-    let body: Value = serde_json::from_slice(&body).expect("a JSON body");
+    let body: Value = serde_json::from_slice(body).expect("a JSON body");
     // The operation's schema, with the document's components beside it so
     // that its `#/components/schemas/…` references resolve.
     let mut schema = media["schema"].clone();
@@ -378,6 +395,54 @@ async fn real_answers_match_the_document() {
 
     let res = send(c.get(url("/healthz"))).await;
     conforms(&doc, "get", "/healthz", res).await;
+}
+
+/// The server's own 408, over raw TCP (a client that stops mid-body),
+/// matches the document too.
+#[tokio::test]
+async fn a_request_timeout_matches_the_document() {
+    use agent_assist_broker::server::HttpLimits;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let limits = HttpLimits {
+        request_timeout: Duration::from_secs(1),
+        ..HttpLimits::default()
+    };
+    let broker = Broker::start_with(|s| s.with_http_limits(limits)).await;
+    let doc = document(&broker).await;
+    let addr = broker.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = r#"{"site_key":"demo"}"#;
+    let head = format!(
+        "POST /v1/codes HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Half the body, and the rest never comes.
+    stream.write_all(&body.as_bytes()[..8]).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+        .await
+        .expect("the broker answers and closes")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("head and body");
+    assert!(head.starts_with("HTTP/1.1 408 "), "{head}");
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .map(str::to_owned);
+    let body = conforms_body(
+        &doc,
+        "post",
+        "/v1/codes",
+        408,
+        content_type,
+        body.as_bytes(),
+    );
+    assert_eq!(body["error"], "request_timeout");
 }
 
 /// A schema that allowed what the broker refuses would let the fuzzer's
