@@ -3,9 +3,11 @@
 //! # Layout
 //! - `main.rs`: command dispatch and the small process/progress helpers.
 //! - `tools.rs`: installs what is missing (wasm target, wasm-bindgen CLI at
-//!   the exact version in Cargo.lock, wasm-opt from npm, Chromium, npm deps).
+//!   the exact version in Cargo.lock, wasm-opt from npm, Chromium, npm deps,
+//!   schemathesis from PyPI).
 //! - `build.rs`: builds `pkg/` (npm package) and `pkg/dist/` (script tag).
 //! - `demo.rs`, `test.rs`, `bench.rs`: the commands of the same names.
+//! - `schema.rs`: the `schema` test group, schemathesis against a live broker.
 //!
 //! Every command installs what it needs by itself and says what it is doing
 //! in one short line per step, so a fresh machine needs nothing but Rust.
@@ -13,6 +15,7 @@
 mod bench;
 mod build;
 mod demo;
+mod schema;
 mod test;
 mod tools;
 

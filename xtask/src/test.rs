@@ -1,11 +1,11 @@
-//! `cargo xtask test [lint|native|wasm|examples|e2e]…`: every check and test,
-//! or only the named groups. Installs what is missing first.
+//! `cargo xtask test [lint|native|schema|wasm|examples|e2e]…`: every check and
+//! test, or only the named groups. Installs what is missing first.
 
 use crate::tools::{self, CHROMEDRIVER, WASM_TARGET};
-use crate::{build, cargo, exec, root, step, Result};
+use crate::{build, cargo, exec, root, schema, step, Result};
 use std::process::Command;
 
-const GROUPS: [&str; 5] = ["lint", "native", "wasm", "examples", "e2e"];
+const GROUPS: [&str; 6] = ["lint", "native", "schema", "wasm", "examples", "e2e"];
 
 pub fn run(args: &[String]) -> Result {
     for a in args {
@@ -21,6 +21,9 @@ pub fn run(args: &[String]) -> Result {
     tools::ensure_build_tools()?;
     if want("wasm") || want("e2e") {
         tools::ensure_test_tools()?;
+    }
+    if want("schema") {
+        tools::ensure_schemathesis()?;
     }
 
     if want("lint") {
@@ -83,6 +86,16 @@ pub fn run(args: &[String]) -> Result {
         step(
             "native tests: protocol, broker API (SQLite), SDK logic, xtask",
             || exec(cargo().args(["test", "--quiet", "--workspace"])),
+        )?;
+    }
+    if want("schema") {
+        step(
+            &format!(
+                "schema: schemathesis (all checks, {} examples per operation) against the \
+                 broker's /v1/openapi.json",
+                schema::MAX_EXAMPLES
+            ),
+            schema::run,
         )?;
     }
     if want("wasm") {

@@ -125,6 +125,49 @@ pub fn ensure_npm_deps(dir: &std::path::Path, what: &str) -> Result {
     })
 }
 
+/// The schemathesis release the schema step is written against (its CLI
+/// options and check names change between minor versions).
+pub const SCHEMATHESIS_VERSION: &str = "4.32.5";
+
+/// The virtual environment schemathesis lives in: inside `target/`, so it
+/// needs no root, touches nothing of the system's Python, and goes with
+/// `cargo clean`.
+fn schemathesis_venv() -> PathBuf {
+    root().join("target/schemathesis")
+}
+
+pub fn schemathesis() -> PathBuf {
+    schemathesis_venv().join("bin/schemathesis")
+}
+
+/// schemathesis at [`SCHEMATHESIS_VERSION`] from PyPI, in its own venv.
+pub fn ensure_schemathesis() -> Result {
+    let have = output(Command::new(schemathesis()).arg("--version")).unwrap_or_default();
+    if have.split_whitespace().last() == Some(SCHEMATHESIS_VERSION) {
+        return Ok(());
+    }
+    step(
+        &format!("installing schemathesis {SCHEMATHESIS_VERSION} (PyPI) into target/schemathesis"),
+        || {
+            let venv = schemathesis_venv();
+            if !venv.join("bin/python").exists() {
+                exec(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+            }
+            exec(
+                Command::new(venv.join("bin/python"))
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                    ])
+                    .arg(format!("schemathesis=={SCHEMATHESIS_VERSION}")),
+            )
+        },
+    )
+}
+
 fn ensure_chromium() -> Result {
     if std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists() {
         return Ok(());

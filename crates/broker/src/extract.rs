@@ -42,8 +42,11 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self> {
         // Parsed in two steps because serde lets a struct be written as a
-        // JSON array (`["demo"]` would be a valid `CreateCodeRequest`); the
-        // API's bodies are objects, and anything else is the wrong shape.
+        // JSON array (`["demo"]` would be a valid `CreateCodeRequest`, and
+        // `"visitor": [null, null]` a valid `VisitorInfo`); the API's bodies
+        // are objects with no lists in them (the OpenAPI document's tests
+        // check that no request schema has an array), so any array is the
+        // wrong shape.
         let Json(value) = Json::<Value>::from_request(req, state).await?;
         if !value.is_object() {
             return Err(AppError::new(
@@ -51,9 +54,32 @@ where
                 "the body must be a JSON object",
             ));
         }
-        serde_path_to_error::deserialize(&value)
-            .map(Self)
-            .map_err(|e| AppError::new(ErrorCode::MalformedJson, format!("invalid body: {e}")))
+        let parsed = serde_path_to_error::deserialize(&value)
+            .map_err(|e| AppError::new(ErrorCode::MalformedJson, format!("invalid body: {e}")))?;
+        // Checked after serde, whose messages say best what a field should
+        // be; what is left is an array serde took for a struct.
+        if let Some(path) = array_path(&value) {
+            return Err(AppError::new(
+                ErrorCode::MalformedJson,
+                format!("invalid body: {path}: an array, where this API takes an object"),
+            ));
+        }
+        Ok(Self(parsed))
+    }
+}
+
+/// Where `value` holds an array (`identity.custom_data`), if it does.
+/// serde_json refuses nesting over 128 levels, so the recursion is bounded.
+fn array_path(value: &Value) -> Option<String> {
+    match value {
+        Value::Array(_) => Some(String::new()),
+        Value::Object(fields) => fields.iter().find_map(|(name, v)| {
+            array_path(v).map(|rest| match rest.is_empty() {
+                true => name.clone(),
+                false => format!("{name}.{rest}"),
+            })
+        }),
+        _ => None,
     }
 }
 

@@ -9,8 +9,8 @@
 //!   secret, consent timeout, redeem limits, auth mode, time zone, shared
 //!   pages), checked completely at start-up.
 //! - [`routes`]: the HTTP API, one file per resource (`codes`, `sessions`,
-//!   `events`, `agent`, `visitors`, `mirror`, `demo`, `health`), each with
-//!   its own `router()`.
+//!   `events`, `agent`, `visitors`, `mirror`, `demo`, `health`,
+//!   `openapi`), each with its own `router()`.
 //! - [`mirror`]: the live mirror of the visitor's page, in memory only:
 //!   each active session's latest page and changes, the checks every frame
 //!   passes before an agent sees it, the visitor's rate limits, and

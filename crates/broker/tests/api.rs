@@ -334,6 +334,20 @@ async fn bad_code_requests_are_refused_and_change_nothing() {
             ErrorCode::MalformedJson,
         ),
         (
+            // Found by the schemathesis run: serde reads a struct from an
+            // array, and this one used to make a code.
+            "an array for the visitor",
+            r#"{"site_key": "demo", "visitor": [null, null]}"#.into(),
+            json,
+            ErrorCode::MalformedJson,
+        ),
+        (
+            "an array for the identity",
+            r#"{"site_key": "demo", "identity": ["u-1", null, null, null, "t"]}"#.into(),
+            json,
+            ErrorCode::MalformedJson,
+        ),
+        (
             "missing field",
             r#"{"visitor": {}}"#.into(),
             json,
@@ -398,6 +412,9 @@ async fn bad_code_requests_are_refused_and_change_nothing() {
         eprintln!("case: {what}");
         let res = post(body, content_type).await.unwrap();
         let message = assert_refused(res, code).await;
+        if what == "an array for the visitor" {
+            assert!(message.contains("visitor: an array"), "{message}");
+        }
         if what == "over-long visitor name" {
             assert!(message.contains("visitor.name"), "{message}");
         }

@@ -15,9 +15,13 @@
 //!   is (seeds 002, 003) and what the agent sees of them.
 //! - [`ApiError`], [`ErrorCode`]: the body of every non-2xx answer.
 //! - [`mirror`]: the live mirror of the visitor's page (WebSocket frames).
+//! - `schema` (feature `schema`): the string shapes and limits the broker
+//!   enforces, for the JSON Schemas `schemars` derives from these types.
 //!
 //! Both sides use these types and nothing else on the wire. The crate depends
-//! on `serde` only (no `serde_json`), so it adds little to the wasm bundle.
+//! on `serde` only (no `serde_json`), so it adds little to the wasm bundle;
+//! the `schema` feature, which pulls in `schemars`, is for the broker's
+//! OpenAPI document and off for the SDK.
 //!
 //! Authentication of the device: the answer to `POST /v1/codes` carries a
 //! `device_token`; later calls about that session send it as
@@ -32,6 +36,8 @@
 //! only reads one session's events; tokens never appear in URLs or logs.
 
 pub mod mirror;
+#[cfg(feature = "schema")]
+pub mod schema;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -48,6 +54,7 @@ pub const MAX_CUSTOM_KEY: usize = 40;
 /// mode in its own config so that it can draw the right UI without asking
 /// the broker before the visitor clicks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthMode {
     /// No data asked; the visitor appears as "Web User - MM/DD HH:MM".
@@ -63,9 +70,11 @@ pub enum AuthMode {
 
 /// `POST /v1/codes`: the visitor asks for a support code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateCodeRequest {
     /// The public key of the site the widget is embedded in.
+    #[cfg_attr(feature = "schema", schemars(example = &"demo"))]
     pub site_key: String,
     /// What the visitor typed into the form (`form` / `optional-form`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,6 +84,7 @@ pub struct CreateCodeRequest {
     /// device, so the broker can tell a returning visitor and merge their
     /// earlier tickets once they log in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::visitor_id"))]
     pub visitor_id: Option<String>,
     /// The logged-in user, as the site's server signed it (`code` mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,34 +98,45 @@ pub struct CreateCodeRequest {
 /// fields sent beside it must equal the signed ones, so nothing can be
 /// changed in the browser.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::user_id"))]
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::signed_text"))]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::signed_email"))]
     pub email: Option<String>,
     /// Extra facts for the agent (plan, account number…): strings only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::custom_data"))]
     pub custom_data: Option<BTreeMap<String, String>>,
     pub token: String,
 }
 
 /// Visitor data sent along with a code request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VisitorInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::typed_text"))]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::typed_email"))]
     pub email: Option<String>,
 }
 
 /// `201 Created` answer to `POST /v1/codes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CreateCodeResponse {
     /// Six ASCII digits, `000000`–`999999`.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::code"))]
     pub code: String,
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::session_id"))]
     pub session_id: String,
     /// When the code stops being redeemable, in milliseconds since the Unix epoch.
     pub expires_at: u64,
@@ -124,14 +145,17 @@ pub struct CreateCodeResponse {
     /// does not distort the countdown.
     pub expires_in: u32,
     /// Bearer credential for later calls about this session (cancel, status).
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::device_token"))]
     pub device_token: String,
     /// A ticket for this session's event stream, so the widget can follow
     /// the session without another round trip.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::stream_ticket"))]
     pub stream_ticket: String,
 }
 
 /// Where a support session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     /// A code was issued and waits for an agent.
@@ -146,6 +170,7 @@ pub enum SessionState {
 
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// The code expired before an agent redeemed it.
@@ -165,7 +190,9 @@ pub enum EndReason {
 /// A session as both sides see it: the answer of `GET /v1/sessions/{id}`,
 /// of every state change (cancel, consent, end) and each event of the stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionStatus {
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::session_id"))]
     pub session_id: String,
     pub state: SessionState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -243,6 +270,7 @@ pub const SESSION_EVENT: &str = "session";
 
 /// An agent, as shown to the visitor and in the console.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentInfo {
     /// Unique within the agent's site.
     pub id: String,
@@ -252,6 +280,7 @@ pub struct AgentInfo {
 
 /// A site, as shown to its agents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SiteInfo {
     pub key: String,
     pub name: String,
@@ -259,6 +288,7 @@ pub struct SiteInfo {
 
 /// `GET /v1/agent/me`: who the presented agent credential belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentMe {
     pub agent: AgentInfo,
     pub site: SiteInfo,
@@ -266,15 +296,18 @@ pub struct AgentMe {
 
 /// `POST /v1/agent/redeem`: an agent enters the code the visitor read out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
     /// Six ASCII digits; the console strips spaces and dashes first.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::code"))]
     pub code: String,
 }
 
 /// The visitor as the agent sees them. Text only: consoles must render it
 /// as text, never as HTML.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct VisitorView {
     /// The visitor's name if known, else `Web User - MM/DD HH:MM` (first
     /// contact, in the site's time zone).
@@ -298,6 +331,7 @@ pub struct VisitorView {
 
 /// How a visitor's identity is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityKind {
     /// Nothing given: a "Web User".
@@ -310,7 +344,9 @@ pub enum IdentityKind {
 
 /// One support session in a visitor's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Ticket {
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::session_id"))]
     pub session_id: String,
     /// Milliseconds since the Unix epoch.
     pub created_at: u64,
@@ -323,15 +359,18 @@ pub struct Ticket {
 
 /// `200` answer to `POST /v1/agent/redeem`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RedeemResponse {
     pub session: SessionStatus,
     pub visitor: VisitorView,
     /// A ticket for the session's event stream.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::stream_ticket"))]
     pub stream_ticket: String,
 }
 
 /// `POST /v1/sessions/{id}/consent`: the visitor's answer to the prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConsentRequest {
     pub allow: bool,
@@ -339,7 +378,9 @@ pub struct ConsentRequest {
 
 /// `POST /v1/sessions/{id}/ticket`: a credential for the event stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StreamTicket {
+    #[cfg_attr(feature = "schema", schemars(schema_with = "schema::stream_ticket"))]
     pub ticket: String,
     /// Seconds the ticket can be used to (re)connect.
     pub expires_in: u32,
@@ -348,6 +389,7 @@ pub struct StreamTicket {
 /// Stable, machine-readable error codes. The HTTP status goes with each (see
 /// [`ErrorCode::status`]); the accompanying message is for humans and may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// 400: the body is not valid JSON or does not have the expected shape.
@@ -394,6 +436,8 @@ pub enum ErrorCode {
     /// 500: something went wrong inside the broker; the cause is in its log.
     Internal,
     /// An error code this version of the SDK does not know yet.
+    // Never sent by the broker, so not in its schema.
+    #[cfg_attr(feature = "schema", schemars(skip))]
     #[serde(other)]
     Unknown,
 }
@@ -452,6 +496,7 @@ impl ErrorCode {
 
 /// The body of every non-2xx answer from the broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiError {
     pub error: ErrorCode,
     pub message: String,

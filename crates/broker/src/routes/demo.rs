@@ -22,6 +22,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, Result};
@@ -66,18 +67,18 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/demo/login", post(login))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     site_key: String,
     user: String,
 }
 
 /// What `AgentAssist.identify()` takes (the SDK's JavaScript spelling, not
 /// a wire type of the API).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct DemoIdentity {
+pub(crate) struct DemoIdentity {
     user_id: String,
     name: String,
     email: String,

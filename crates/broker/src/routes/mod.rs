@@ -10,6 +10,7 @@
 //! - [`demo`]: `POST /demo/login`, the demo shop's fake login (only with
 //!   `serve --demo-login`; 404 otherwise).
 //! - [`health`]: `GET /healthz`.
+//! - [`openapi`]: `GET /v1/openapi.json`, this API as an OpenAPI 3.1 document.
 
 pub mod agent;
 pub mod codes;
@@ -17,6 +18,7 @@ pub mod demo;
 pub mod events;
 pub mod health;
 pub mod mirror;
+pub mod openapi;
 pub mod sessions;
 pub mod visitors;
 
@@ -38,5 +40,6 @@ pub fn router() -> Router<AppState> {
         .merge(mirror::router())
         .merge(demo::router())
         .merge(health::router())
+        .merge(openapi::router())
         .route("/v1/{*rest}", any(error::not_found))
 }
