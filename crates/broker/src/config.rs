@@ -18,8 +18,9 @@ use serde::Deserialize;
 pub const DEFAULT_CODE_LIFETIME_SECS: u32 = 1200;
 
 /// Longest code lifetime a site may configure: one day. A code that lives
-/// longer only widens the window in which it can be guessed.
-pub const MAX_CODE_LIFETIME_SECS: u32 = 86_400;
+/// longer only widens the window in which it can be guessed. The protocol
+/// holds the number, so clients refuse an answer claiming more.
+pub use agent_assist_protocol::MAX_CODE_LIFETIME_SECS;
 
 /// Longest site key accepted, in bytes.
 const MAX_SITE_KEY_LEN: usize = 64;

@@ -2,19 +2,18 @@
 //! line, signals, a kill and restart on the same file, a bad config file,
 //! and the `agents` commands.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use agent_assist_broker::clock::{Clock, SystemClock};
 use agent_assist_broker::store::sqlite::SqliteStore;
 use agent_assist_broker::store::Store;
 use agent_assist_protocol::{AgentMe, CreateCodeResponse, SessionState, SessionStatus};
+use common::process::{BrokerProcess, BIN};
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_agent-assist-broker");
+mod common;
 
 const SITES: &str = r#"
 [[site]]
@@ -25,105 +24,8 @@ allowed_origins = ["http://127.0.0.1:8080", "http://localhost:8080"]
 create_limits = { visitor_live = 0, visitor_per_minute = 0, address_live = 0, address_per_minute = 0, site_live = 0 }
 "#;
 
-/// A broker process; killed if the test fails before stopping it.
-struct Process {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the binary on a free port and waits for its listening line.
-fn start(dir: &Path) -> Process {
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(dir.join("sites.toml"))
-        .arg("--db")
-        .arg(dir.join("broker.sqlite3"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("broker binary starts");
-    wait_for_listening(child)
-}
-
-/// Starts the binary with every log line on (`RUST_LOG=trace`) and returns
-/// it with what it writes to stderr, collected as it comes.
-fn start_logged(dir: &Path) -> (Process, Arc<Mutex<String>>) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(dir.join("sites.toml"))
-        .arg("--db")
-        .arg(dir.join("broker.sqlite3"))
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("broker binary starts");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let log = Arc::new(Mutex::new(String::new()));
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let mut log = sink.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    (wait_for_listening(child), log)
-}
-
-/// Reads the listening line from a started broker.
-fn wait_for_listening(mut child: Child) -> Process {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the broker prints its listening line");
-    let base = line
-        .strip_prefix("agent-assist-broker listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-    assert!(!base.ends_with(":0"), "{base}");
-    Process { child, base }
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "the broker did not exit in time");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(child: &Child, name: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .expect("kill runs")
-        .success();
-    assert!(ok, "kill -{name} failed");
+fn start(dir: &Path) -> BrokerProcess {
+    BrokerProcess::start(dir, &[])
 }
 
 #[tokio::test]
@@ -135,8 +37,8 @@ async fn serves_until_sigterm_and_then_exits_cleanly() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    signal(&broker.child, "TERM");
-    let status = wait_exit(&mut broker.child, Duration::from_secs(10));
+    broker.signal("TERM");
+    let status = broker.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
@@ -145,8 +47,8 @@ async fn exits_cleanly_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sites.toml"), SITES).unwrap();
     let mut broker = start(dir.path());
-    signal(&broker.child, "INT");
-    let status = wait_exit(&mut broker.child, Duration::from_secs(10));
+    broker.signal("INT");
+    let status = broker.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
@@ -169,8 +71,7 @@ async fn a_killed_broker_restarts_with_every_code_and_session() {
         created.push(res.json::<CreateCodeResponse>().await.unwrap());
     }
     // SIGKILL: no graceful shutdown, no chance to flush anything.
-    broker.child.kill().unwrap();
-    broker.child.wait().unwrap();
+    broker.kill();
     drop(broker);
 
     let broker = start(dir.path());
@@ -214,8 +115,7 @@ async fn codes_issued_concurrently_all_survive_a_kill() {
     for request in requests {
         created.push(request.await.unwrap());
     }
-    broker.child.kill().unwrap();
-    broker.child.wait().unwrap();
+    broker.kill();
     drop(broker);
 
     let mut codes: Vec<_> = created.iter().map(|c| c.code.as_str()).collect();
@@ -442,7 +342,7 @@ async fn no_code_token_jwt_or_ticket_ever_reaches_the_log() {
     let (revoked, revoked_token) = add("Gone");
     assert_eq!(agents(&["revoke", "--db", db_s, &revoked], &[]).0, 0);
 
-    let (mut broker, log) = start_logged(dir.path());
+    let (mut broker, log) = BrokerProcess::start_logged(dir.path());
     let base = broker.base.clone();
     let client = reqwest::Client::new();
     let now = SystemClock.now_ms() / 1000;
@@ -583,8 +483,8 @@ async fn no_code_token_jwt_or_ticket_ever_reaches_the_log() {
         "{agent_saw}"
     );
 
-    signal(&broker.child, "TERM");
-    let status = wait_exit(&mut broker.child, Duration::from_secs(10));
+    broker.signal("TERM");
+    let status = broker.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
     // Give the reader thread a moment to take the last lines.
     std::thread::sleep(Duration::from_millis(200));

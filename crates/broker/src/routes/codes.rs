@@ -84,17 +84,6 @@ async fn create(
         limits,
     };
     let outcome = state.store.create_session(new).await?;
-    if let CreateOutcome::Limited(CreateLimited {
-        scope: CreateScope::SiteLive,
-        ..
-    }) = outcome
-    {
-        tracing::warn!(site = %site.key, limit = site.create_limits.site_live, "site-wide code limit reached");
-        return Err(AppError::new(
-            ErrorCode::NoFreeCodes,
-            "this site has as many codes waiting as it allows; try again in a minute",
-        ));
-    }
     if let CreateOutcome::Limited(limited) = outcome {
         tracing::info!(site = %site.key, scope = ?limited.scope, "code request over a creation limit");
         return Err(limited_error(limited, now));
@@ -141,7 +130,8 @@ async fn create(
 }
 
 /// The 429 for a request over a creation limit: which one, in words a
-/// developer (or a support page) can act on, and when to try again.
+/// developer (or a support page) can act on, and when to try again; the
+/// site-wide limit is the 503 of a full code space.
 fn limited_error(limited: CreateLimited, now_ms: u64) -> AppError {
     let retry_after = u32::try_from(limited.until_ms.saturating_sub(now_ms).div_ceil(1000))
         .unwrap_or(u32::MAX)
@@ -158,7 +148,13 @@ fn limited_error(limited: CreateLimited, now_ms: u64) -> AppError {
         CreateScope::AddressRate => {
             "this network address asked for too many support codes this minute"
         }
-        CreateScope::SiteLive => "this site has as many codes waiting as it allows",
+        // Not this client's doing: the site as a whole is full.
+        CreateScope::SiteLive => {
+            return AppError::new(
+                ErrorCode::NoFreeCodes,
+                "this site has as many codes waiting as it allows; try again in a minute",
+            )
+        }
     };
     AppError::Limited {
         retry_after,

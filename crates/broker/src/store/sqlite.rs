@@ -693,22 +693,25 @@ fn creation_limited(
             ));
         }
     }
-    if l.site_live > 0 {
-        let live: i64 = conn
-            .prepare_cached(
-                "SELECT count(*) FROM sessions WHERE site_key = ?1 AND code_hash IS NOT NULL \
-                 AND state = 'pending' AND expires_at > ?2",
-            )
-            .and_then(|mut st| st.query_row(params![new.site_key, ms_to_sql(now)], |r| r.get(0)))
-            .map_err(backend)?;
-        if live >= i64::from(l.site_live) {
-            return Ok(Some(CreateLimited {
-                scope: CreateScope::SiteLive,
-                until_ms: now + MINUTE_MS,
-            }));
-        }
+    if l.site_live > 0 && live_codes(conn, &new.site_key, now)? >= u64::from(l.site_live) {
+        return Ok(Some(CreateLimited {
+            scope: CreateScope::SiteLive,
+            until_ms: now + MINUTE_MS,
+        }));
     }
     Ok(None)
+}
+
+/// How many live codes `site_key` has at `now_ms`.
+fn live_codes(conn: &Connection, site_key: &str, now_ms: u64) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM sessions WHERE site_key = ?1 AND code_hash IS NOT NULL \
+             AND state = 'pending' AND expires_at > ?2",
+        )
+        .and_then(|mut st| st.query_row(params![site_key, ms_to_sql(now_ms)], |r| r.get(0)))
+        .map_err(backend)?;
+    Ok(n.unsigned_abs())
 }
 
 /// The id of the visitor record a code request would join, if it exists.
@@ -1644,17 +1647,8 @@ impl Store for SqliteStore {
 
     async fn count_live_codes(&self, site_key: &str, now_ms: u64) -> Result<u64, StoreError> {
         let site_key = site_key.to_owned();
-        self.read(move |conn, _| {
-            let n: i64 = conn
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM sessions WHERE site_key = ?1 AND code_hash IS NOT NULL \
-                     AND state = 'pending' AND expires_at > ?2",
-                )
-                .and_then(|mut st| st.query_row(params![site_key, ms_to_sql(now_ms)], |r| r.get(0)))
-                .map_err(backend)?;
-            Ok(n.unsigned_abs())
-        })
-        .await
+        self.read(move |conn, _| live_codes(conn, &site_key, now_ms))
+            .await
     }
 }
 

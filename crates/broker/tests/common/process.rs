@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_agent-assist-broker");
@@ -47,6 +47,29 @@ impl BrokerProcess {
     /// Starts the binary on a free port with `extra` arguments and waits
     /// for its listening line.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn(dir, extra, "warn", Stdio::null())
+    }
+
+    /// Like [`BrokerProcess::start`] with every log line on
+    /// (`RUST_LOG=trace`); also returns what it writes to stderr, collected
+    /// as it comes.
+    pub fn start_logged(dir: &Path) -> (Self, Arc<Mutex<String>>) {
+        let mut broker = Self::spawn(dir, &[], "trace", Stdio::piped());
+        let stderr = broker.child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        (broker, log)
+    }
+
+    fn spawn(dir: &Path, extra: &[&str], log: &str, stderr: Stdio) -> Self {
         prepare(dir);
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
@@ -54,10 +77,10 @@ impl BrokerProcess {
             .arg("--db")
             .arg(dir.join("broker.sqlite3"))
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("broker binary starts");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -77,6 +100,9 @@ impl BrokerProcess {
             .strip_prefix("agent-assist-broker listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
+        // Scripts read the port from this line: it must be a real one.
+        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        assert!(!base.ends_with(":0"), "{base}");
         Self {
             child,
             base,
