@@ -27,8 +27,9 @@ export function freePort() {
 /** The `demo` site's secret in tests (40 characters), for signing agent JWTs. */
 export const TEST_SITE_SECRET = "e2e-test-secret-0123456789abcdefghijklmn";
 
-export function sitesToml(port) {
-  const origins = `["http://127.0.0.1:${port}", "http://localhost:${port}"]`;
+/** `extraOrigins`: sites' own origins (see site.js), allowed on every site. */
+export function sitesToml(port, extraOrigins = []) {
+  const origins = JSON.stringify([`http://127.0.0.1:${port}`, `http://localhost:${port}`, ...extraOrigins]);
   return `[[site]]
 key = "demo"
 name = "Lumen Home"
@@ -83,11 +84,14 @@ export class Broker {
     this.env = env;
   }
 
-  /** `env` adds to the broker's environment (e.g. `RUST_LOG`). */
-  static async start({ env } = {}) {
+  /**
+   * `env` adds to the broker's environment (e.g. `RUST_LOG`); `origins`
+   * are other origins its sites allow (a site served by site.js).
+   */
+  static async start({ env, origins } = {}) {
     const port = await freePort();
     const dir = mkdtempSync(path.join(tmpdir(), "agent-assist-e2e-"));
-    writeFileSync(path.join(dir, "sites.toml"), sitesToml(port));
+    writeFileSync(path.join(dir, "sites.toml"), sitesToml(port, origins));
     const broker = new Broker(port, dir, env);
     await broker.spawn();
     return broker;

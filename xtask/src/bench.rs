@@ -87,10 +87,15 @@ fn build_broker() -> Result {
 
 /// Bytes after gzip at the highest level, as a CDN would serve them.
 pub fn gzip_len(bytes: &[u8]) -> usize {
+    gzip(bytes).len()
+}
+
+/// `bytes` compressed as `gzip -9` would.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = GzEncoder::new(Vec::new(), Compression::best());
     // Writing to a Vec cannot fail.
     let _ = enc.write_all(bytes);
-    enc.finish().map(|v| v.len()).unwrap_or(0)
+    enc.finish().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -41,7 +41,30 @@ pub fn run() -> Result {
     sdk()?;
     widget()?;
     cobrowse()?;
-    console()
+    console()?;
+    step("gzip copies of pkg/dist/ (the broker serves them)", || {
+        precompress(&dist_dir())
+    })
+}
+
+/// Writes `name.gz` (gzip -9) beside every file under `dir`, which the
+/// broker sends to browsers that accept gzip instead of compressing each
+/// answer itself.
+fn precompress(dir: &Path) -> Result {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.is_dir() {
+            precompress(&path)?;
+        } else if path.extension().is_some_and(|e| e != "gz") {
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut name = path.clone().into_os_string();
+            name.push(".gz");
+            std::fs::write(&name, crate::bench::gzip(&bytes))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The visitor's SDK, boot module: `pkg/` and `pkg/dist/`.

@@ -81,6 +81,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::HandlerWithoutStateExt;
+use axum::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, VARY};
 use axum::http::{HeaderName, HeaderValue, Method, Request};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -99,7 +100,7 @@ pub use crate::timers::SWEEP_INTERVAL;
 pub fn app(state: AppState) -> Router {
     let mut router = routes::router().method_not_allowed_fallback(error::method_not_allowed);
     if let Some(sdk) = &state.sdk_dir {
-        router = router.nest_service("/sdk", static_files(sdk));
+        router = router.nest_service("/sdk", sdk_files(sdk));
     }
     if let Some(examples) = &state.examples_dir {
         router = router.nest_service("/examples", static_files(examples));
@@ -162,18 +163,58 @@ fn request_span(req: &Request<Body>) -> tracing::Span {
 /// like every other error. The content type comes from the file name
 /// (`.wasm` is `application/wasm`, which streaming compilation requires).
 fn static_files(dir: &Path) -> Router {
-    async fn miss(method: Method) -> AppError {
-        if method == Method::GET || method == Method::HEAD {
-            AppError::not_found()
-        } else {
-            AppError::method_not_allowed()
-        }
-    }
     Router::new().fallback_service(
         ServeDir::new(dir)
             .call_fallback_on_method_not_allowed(true)
-            .fallback(miss.into_service()),
+            .fallback(static_miss.into_service()),
     )
+}
+
+/// A request for no file of a static directory.
+async fn static_miss(method: Method) -> AppError {
+    if method == Method::GET || method == Method::HEAD {
+        AppError::not_found()
+    } else {
+        AppError::method_not_allowed()
+    }
+}
+
+/// The SDK bundle under `/sdk/`: what a site's script tag loads from the
+/// broker's origin, which is not the site's. The script tag itself needs no
+/// CORS, but what it loads does: the boot wasm comes through `fetch`, and
+/// the widget, co-browsing and console modules through `import()`, both
+/// cross-origin requests the browser refuses to hand to the page without
+/// `Access-Control-Allow-Origin`. These are public files, the same for
+/// everyone and sent without credentials, so any origin may read them (`*`),
+/// and `Cross-Origin-Resource-Policy: cross-origin` lets pages that isolate
+/// themselves (COEP) load them too.
+///
+/// The names carry no version, and the modules of one build only work with
+/// each other, so a browser revalidates before each use (`no-cache`: a 304
+/// with no body when nothing changed) rather than risk mixing two builds.
+/// `cargo xtask build` writes a gzip copy beside each file; a browser that
+/// accepts gzip gets it (`Content-Encoding: gzip`, `Vary: Accept-Encoding`).
+fn sdk_files(dir: &Path) -> Router {
+    async fn public(mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        headers.insert(
+            HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("cross-origin"),
+        );
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        // Which file was sent depends on the request's Accept-Encoding.
+        headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+        response
+    }
+    Router::new()
+        .fallback_service(
+            ServeDir::new(dir)
+                .precompressed_gzip()
+                .call_fallback_on_method_not_allowed(true)
+                .fallback(static_miss.into_service()),
+        )
+        .layer(middleware::map_response(public))
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` completes, then

@@ -14,8 +14,9 @@ use agent_assist_protocol::{
 };
 use common::{assert_refused, Broker, DEMO_ORIGIN, EVIL_ORIGIN, SHORT_ORIGIN};
 use reqwest::header::{
-    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_MAX_AGE, CONTENT_TYPE, ORIGIN, VARY,
+    ACCEPT_ENCODING, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, CACHE_CONTROL, CONTENT_ENCODING,
+    CONTENT_TYPE, LAST_MODIFIED, ORIGIN, VARY,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -723,6 +724,76 @@ async fn answers_to_an_allowed_origin_carry_cors_headers() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(res.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], SHORT_ORIGIN);
+}
+
+/// A site's script tag loads the bundle from the broker's origin, not the
+/// site's: the wasm comes through `fetch` and the modules through
+/// `import()`, which the browser hands to the page only with CORS. The
+/// bundle goes gzipped to browsers that take it (from the copies `cargo
+/// xtask build` writes), and is revalidated before reuse.
+#[tokio::test]
+async fn the_sdk_bundle_is_readable_from_any_origin_and_sent_gzipped() {
+    let files = tempfile::tempdir().unwrap();
+    let sdk = files.path().join("sdk");
+    std::fs::create_dir_all(sdk.join("widget")).unwrap();
+    let wasm = b"\0asm\x01\0\0\0 the boot module".to_vec();
+    let gzipped = b"\x1f\x8b pretend gzip".to_vec();
+    std::fs::write(sdk.join("agent-assist_bg.wasm"), &wasm).unwrap();
+    std::fs::write(sdk.join("agent-assist_bg.wasm.gz"), &gzipped).unwrap();
+    std::fs::write(sdk.join("widget/agent_assist_widget.js"), "export {}").unwrap();
+
+    let db = files.path().join("broker.sqlite3");
+    let clock = Arc::new(agent_assist_broker::clock::ManualClock::starting_now());
+    let broker = Broker::start_on(&db, clock, |s| s.with_sdk(&sdk)).await;
+    let get = |path: &str, gzip: bool| {
+        let req = broker
+            .client
+            .get(broker.url(path))
+            .header(ORIGIN, "https://any-customer-site.example");
+        if gzip {
+            req.header(ACCEPT_ENCODING, "gzip, deflate, br")
+        } else {
+            req
+        }
+        .send()
+    };
+
+    for path in [
+        "/sdk/agent-assist_bg.wasm",
+        "/sdk/widget/agent_assist_widget.js",
+    ] {
+        let res = get(path, false).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(res.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], "*", "{path}");
+        assert_eq!(
+            res.headers()["cross-origin-resource-policy"],
+            "cross-origin"
+        );
+        assert_eq!(res.headers()[CACHE_CONTROL], "no-cache", "{path}");
+        assert!(res.headers().contains_key(LAST_MODIFIED), "{path}");
+    }
+    let plain = get("/sdk/agent-assist_bg.wasm", false).await.unwrap();
+    assert!(plain.headers().get(CONTENT_ENCODING).is_none());
+    assert_eq!(plain.bytes().await.unwrap().as_ref(), &wasm[..]);
+
+    let packed = get("/sdk/agent-assist_bg.wasm", true).await.unwrap();
+    assert_eq!(packed.headers()[CONTENT_ENCODING], "gzip");
+    assert_eq!(packed.headers()[CONTENT_TYPE], "application/wasm");
+    assert!(packed.headers()[VARY]
+        .to_str()
+        .unwrap()
+        .contains("accept-encoding"));
+    assert_eq!(packed.bytes().await.unwrap().as_ref(), &gzipped[..]);
+
+    // No gzip copy: the file itself, to a browser that would take gzip.
+    let js = get("/sdk/widget/agent_assist_widget.js", true)
+        .await
+        .unwrap();
+    assert!(js.headers().get(CONTENT_ENCODING).is_none());
+    assert_eq!(js.text().await.unwrap(), "export {}");
+
+    let missing = get("/sdk/missing.js", false).await.unwrap();
+    assert_refused(missing, ErrorCode::NotFound).await;
 }
 
 #[tokio::test]
