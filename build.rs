@@ -8,7 +8,7 @@ use std::path::Path;
 
 fn main() {
     let out = std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR");
-    for name in ["style.css", "widget.css"] {
+    for name in ["link.css", "frame.css", "widget.css"] {
         let src = Path::new("src/ui").join(name);
         println!("cargo:rerun-if-changed={}", src.display());
         let css = std::fs::read_to_string(&src).expect("the stylesheet is readable");

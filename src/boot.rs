@@ -138,7 +138,9 @@ impl Boot {
             self.intent.clear();
             self.link = None;
         }
-        let root = self.ensure_mounted()?.root.clone();
+        let host = self.ensure_mounted()?;
+        host.ensure_frame_sheet()?;
+        let root = host.root.clone();
         self.pending = Some(Pending::open(
             &self.doc,
             &root,
@@ -168,7 +170,7 @@ impl Boot {
     }
 
     /// Whether this tab follows a session of the site (a reload, another
-    /// page): the widget module is then fetched at once, to pick it up.
+    /// page): the widget module is then fetched (once the page is idle), to pick it up.
     pub fn resumes(&self) -> bool {
         crate::saved::exists(&self.config.site_key)
     }

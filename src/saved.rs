@@ -49,7 +49,7 @@ pub fn save(site_key: &str, saved: &Saved) {
 }
 
 /// Whether this tab follows a session of the site (the boot module then
-/// fetches the widget module at once, to pick it up).
+/// fetches the widget module once the page is idle, to pick it up).
 #[cfg(feature = "boot")]
 pub fn exists(site_key: &str) -> bool {
     storage().is_some_and(|s| s.get_item(&key(site_key)).ok().flatten().is_some())

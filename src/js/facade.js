@@ -5,7 +5,7 @@
 //
 // The widget module is fetched on the visitor's first sign of intent (the
 // pointer over the link, focus on it, a click, `open()`,
-// `createSessionCode()`), or at once in a tab that follows a session. On
+// `createSessionCode()`), or once the page is idle in a tab that follows a session. On
 // arrival it takes over the boot module's host element, link and open modal,
 // the page's listeners and its `identify()` user; every call is forwarded from then
 // on. Nothing here throws into the page but what the page's own calls
@@ -246,6 +246,18 @@ function makeWidget(Boot, config, loadWidget, loadCobrowse) {
       });
     };
   });
-  if (boot.resumes()) arrive();
+  // A tab that follows a session (a reload, another page of the site)
+  // fetches the widget module at once to pick it up. Finding out reads
+  // sessionStorage, whose first read in a page is a synchronous trip to the
+  // browser, so it is asked once the link is drawn and the page is idle
+  // (within a second), not on the way to the link.
+  whenIdle(function () {
+    if (boot && !destroyed && boot.resumes()) arrive();
+  });
   return api;
+}
+
+function whenIdle(f) {
+  if (typeof requestIdleCallback === "function") requestIdleCallback(f, { timeout: 1000 });
+  else setTimeout(f, 50);
 }

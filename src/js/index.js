@@ -43,7 +43,7 @@ function lazy(importer) {
 }
 
 // The widget module (everything after the click): imported when the visitor
-// points at the link, focuses it or clicks it, or at once in a tab that
+// points at the link, focuses it or clicks it, or once the page is idle in a tab that
 // follows a session. The co-browsing module: once a visitor allows a
 // session. Page load pays for neither.
 // The glue and the wasm are fetched side by side, not one after the other.

@@ -54,7 +54,7 @@ function lazy(dir, name, then) {
 }
 
 // The widget module (pkg/dist/widget/): fetched when the visitor points at
-// the link, focuses it or clicks it, or at once in a tab that follows a
+// the link, focuses it or clicks it, or once the page is idle in a tab that follows a
 // session. The co-browsing module (pkg/dist/cobrowse/): once a visitor
 // allows a session. Neither weighs on page load.
 var loadWidget = lazy("widget", "agent_assist_widget", function (m) { return m.AgentAssist; });

@@ -35,8 +35,11 @@ use crate::error::Result;
 use agent_assist_web::dom;
 use web_sys::{CssStyleSheet, Document, Element, ShadowRoot, ShadowRootInit, ShadowRootMode};
 
-/// The link and the modal's frame (both modules), minified by `build.rs`.
-const CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/style.css"));
+/// The host's variables and the link (both modules, from page load),
+/// minified by `build.rs`.
+const LINK_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/link.css"));
+/// The modal's frame (both modules), adopted when first needed.
+const FRAME_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/frame.css"));
 /// What only the widget module draws.
 #[cfg(not(feature = "boot"))]
 const WIDGET_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/widget.css"));
@@ -62,8 +65,8 @@ impl Host {
         let root = element.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open))?;
         // A constructable stylesheet needs no <style> element and no
         // 'unsafe-inline', so the widget works under a strict CSP.
-        let shared = sheet(CSS)?;
-        root.set_adopted_style_sheets(&js_sys::Array::of1(&shared));
+        let link = sheet(LINK_CSS)?;
+        root.set_adopted_style_sheets(&js_sys::Array::of1(&link));
         Host::wrap(element, root)
     }
 
@@ -97,7 +100,8 @@ impl Host {
     }
 
     /// A host over `element` and its shadow root; the widget module adds
-    /// its own sheet.
+    /// its own sheet, and the frame's (it draws modals and the indicator,
+    /// and is only fetched once they may be needed).
     fn wrap(element: Element, root: ShadowRoot) -> Result<Host> {
         let host = Host {
             element,
@@ -105,11 +109,14 @@ impl Host {
             owned: true,
         };
         #[cfg(not(feature = "boot"))]
-        host.add_widget_sheet()?;
+        {
+            host.add_widget_sheet()?;
+            host.ensure_frame_sheet()?;
+        }
         Ok(host)
     }
 
-    /// Puts the widget module's own sheet before the shared one (see
+    /// Puts the widget module's own sheet before the others (see
     /// widget.css for why before).
     #[cfg(not(feature = "boot"))]
     fn add_widget_sheet(&self) -> Result<()> {
@@ -117,6 +124,22 @@ impl Host {
         let own = sheet(WIDGET_CSS)?;
         sheets.unshift(&own);
         self.root.set_adopted_style_sheets(&sheets);
+        Ok(())
+    }
+
+    /// Adds the frame's sheet last, unless it is there: a host the boot
+    /// module opened a modal in has it already. Marked on the host element
+    /// (`data-frame`), which both modules see, as their sheets are not the
+    /// same objects.
+    pub fn ensure_frame_sheet(&self) -> Result<()> {
+        if self.element.has_attribute("data-frame") {
+            return Ok(());
+        }
+        let sheets = self.root.adopted_style_sheets();
+        let frame = sheet(FRAME_CSS)?;
+        sheets.push(&frame);
+        self.root.set_adopted_style_sheets(&sheets);
+        dom::attr(&self.element, "data-frame", "");
         Ok(())
     }
 

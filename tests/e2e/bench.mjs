@@ -18,6 +18,7 @@ import path from "node:path";
 import os from "node:os";
 import { gzipSync } from "node:zlib";
 import { Broker, ROOT } from "./broker.js";
+import { startSite } from "./site.js";
 
 const CLICKS = 100;
 const CLICK_WARMUPS = 5;
@@ -170,7 +171,13 @@ async function firstClick(broker) {
 const launch = () =>
   chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      // Nothing leaves the machine: every name but loopback fails to resolve
+      // (counted as blocked requests), with no request interception, which
+      // would add its own work to every request a page makes.
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ],
   });
 
 /** A blank page with one script tag: ours, the anchor's, or none. */
@@ -184,23 +191,38 @@ ${script}
 </html>`;
 
 const SIDES = {
-  // Our script tag as a site owner writes it (README), from the broker.
+  // Our script tag as a site owner writes it (README): on the site's page,
+  // pointing at the broker's origin.
   ours: {
-    html: blankHtml('<script src="/sdk/agent-assist.js" data-site-key="demo" defer></script>'),
+    html: (broker) => blankHtml(`<script src="${broker.url}/sdk/agent-assist.js" data-site-key="demo" defer></script>`),
     done: `(() => document.querySelector("agent-assist-widget")?.shadowRoot?.querySelector("button.link"))`,
   },
-  // The anchor's bundle, loaded the same way; no license, so it only
-  // evaluates (its snippet would call `CobrowseIO.start()` with a license).
+  // The anchor's bundle, loaded the same way from the site; no license, so
+  // it only evaluates (its snippet would call `CobrowseIO.start()` with a
+  // license).
   anchor: {
-    html: blankHtml('<script src="/bench/CobrowseIO.js" defer></script>'),
+    html: () => blankHtml('<script src="/CobrowseIO.js" defer></script>'),
     done: `(() => document.readyState === "complete" && window.CobrowseIO)`,
   },
   // The page alone: what both of the above include.
   blank: {
-    html: blankHtml(""),
+    html: () => blankHtml(""),
     done: `(() => document.readyState === "complete")`,
   },
 };
+
+/**
+ * The blank pages and the anchor's bundle on a site of their own (site.js:
+ * a plain HTTP server on its own loopback origin), as a customer's site
+ * serves them; our SDK comes from the broker, another origin.
+ */
+async function benchSite(broker, anchorJs) {
+  const files = { "/CobrowseIO.js": { type: "text/javascript; charset=utf-8", body: anchorJs } };
+  for (const [side, { html }] of Object.entries(SIDES)) {
+    files[`/${side}.html`] = { type: "text/html; charset=utf-8", body: html(broker) };
+  }
+  return startSite(files);
+}
 
 /**
  * Installed in every document before its own scripts: `window.__benchDone`
@@ -227,11 +249,10 @@ const doneWatcher = (done) => `window.__benchDone = new Promise((resolve) => {
 });`;
 
 /**
- * One load of `side`'s blank page in a fresh browser context (so a fresh
- * renderer, cold HTTP and code caches on both sides). The page comes from
- * `page.route` on the broker's origin; our files from the broker; the
- * anchor's bundle from tests/bench; every other request is aborted and
- * counted, so nothing leaves the machine.
+ * One load of `side`'s blank page from `site` in a fresh browser context
+ * (so a fresh renderer, cold HTTP and code caches on both sides). Requests
+ * go out as on any page, not intercepted; any to a host other than
+ * loopback fails (see `launch`) and is counted.
  *
  * Method (the same for every side): Chromium's Performance domain over CDP,
  * `Performance.getMetrics` on the fresh page before navigation, and again
@@ -246,22 +267,19 @@ const doneWatcher = (done) => `window.__benchDone = new Promise((resolve) => {
  * is kept in the JSON as `script_sync_ms`, next to style + layout. The JS
  * heap added is the difference in JSHeapUsedSize. The page itself costs
  * something on every side; the blank page's loads measure it.
+ *
+ * Why no `page.route`: intercepting requests (as an earlier version of this
+ * bench did to serve the pages) put work on the renderer's main thread for
+ * every request, measured at several milliseconds each; it weighed on the
+ * side that makes more requests (ours: the script and its wasm; the
+ * anchor: its script) and is not what a visitor's browser does.
  */
-async function loadOnce(browser, broker, side, anchorJs, { onResponse, initScript } = {}) {
+async function loadOnce(browser, site, side, { onResponse, initScript } = {}) {
   const context = await browser.newContext();
   const page = await context.newPage();
   let blocked = 0;
-  await page.route("**/*", (route) => {
-    const url = new URL(route.request().url());
-    if (url.origin === broker.url && url.pathname === "/bench/page.html") {
-      return route.fulfill({ contentType: "text/html; charset=utf-8", body: SIDES[side].html });
-    }
-    if (side === "anchor" && url.origin === broker.url && url.pathname === "/bench/CobrowseIO.js") {
-      return route.fulfill({ contentType: "text/javascript; charset=utf-8", body: anchorJs });
-    }
-    if (side === "ours" && url.origin === broker.url) return route.continue();
-    blocked++;
-    return route.abort();
+  page.on("requestfailed", (r) => {
+    if (new URL(r.url()).hostname !== "127.0.0.1") blocked++;
   });
   if (onResponse) page.on("response", onResponse);
   await page.addInitScript(doneWatcher(SIDES[side].done));
@@ -270,7 +288,7 @@ async function loadOnce(browser, broker, side, anchorJs, { onResponse, initScrip
   await cdp.send("Performance.enable");
   const metrics = async () => Object.fromEntries((await cdp.send("Performance.getMetrics")).metrics.map((m) => [m.name, m.value]));
   const before = await metrics();
-  await page.goto(broker.url + "/bench/page.html", { waitUntil: "commit" });
+  await page.goto(`${site.url}/${side}.html`, { waitUntil: "commit" });
   // A page that never gets there (say, the widget failed to start) is an
   // error, not a hang.
   let timer;
@@ -326,9 +344,9 @@ const wasmMemoryProbe = `(() => {
  * (the page's Resource Timing entries at that moment), with the bytes the
  * broker sent; next to the anchor's script-tag bundle.
  */
-async function weight(browser, broker, anchorJs) {
+async function weight(browser, site, anchorJs) {
   const bodies = new Map();
-  const loaded = await loadOnce(browser, broker, "ours", anchorJs, {
+  const loaded = await loadOnce(browser, site, "ours", {
     onResponse: (r) => bodies.set(r.url(), r.body().catch(() => null)),
     initScript: wasmMemoryProbe,
   });
@@ -355,11 +373,11 @@ async function weight(browser, broker, anchorJs) {
  * Ratios are taken per round (ours / anchor's in the same round), then
  * their median.
  */
-async function pageLoad(browser, broker, anchorJs) {
+async function pageLoad(browser, site) {
   const runs = { ours: [], anchor: [], blank: [] };
   for (let round = 0; round < LOAD_ROUNDS + LOAD_WARMUPS; round++) {
     for (const side of ["ours", "anchor", "blank"]) {
-      const r = await loadOnce(browser, broker, side, anchorJs);
+      const r = await loadOnce(browser, site, side);
       if (round >= LOAD_WARMUPS) runs[side].push(r);
     }
   }
@@ -517,9 +535,11 @@ const broker = await Broker.start({ env: { RUST_LOG: "warn" } });
 try {
   const browser = await launch();
   const chromiumVersion = browser.version();
-  const size = await weight(browser, broker, anchorJs);
-  const loads = await pageLoad(browser, broker, anchorJs);
+  const site = await benchSite(broker, anchorJs);
+  const size = await weight(browser, site, anchorJs);
+  const loads = await pageLoad(browser, site);
   await browser.close();
+  await site.close();
   const click = await clickToCode(broker);
   click.first_click = await firstClick(broker);
   const mirror = await cobrowse(broker);
