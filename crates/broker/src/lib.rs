@@ -88,8 +88,7 @@ use axum::response::Response;
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tower_http::services::ServeDir;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 
 use crate::error::AppError;
 
@@ -118,11 +117,8 @@ pub fn app(state: AppState) -> Router {
         // Inside CORS, so a page can read the 503 of a draining broker.
         .layer(middleware::from_fn_with_state(state.clone(), server::admit))
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(middleware::from_fn(access_log))
         .layer(middleware::from_fn(headers::security_headers))
         // Outermost, so the time covers every other layer too.
         .layer(middleware::from_fn(server_timing))
@@ -152,11 +148,39 @@ pub async fn server_timing(req: Request<Body>, next: Next) -> Response {
     response
 }
 
-/// The span every request's log lines are in: method and path only. Never
+/// The access log: one line for each answer that is not a success (a
+/// refusal, an error, a redirect), at `info`, with method, path, status and
+/// time. Successes are not logged here: the routes log what they did at
+/// `info` ("code issued", "code redeemed", …), and `RUST_LOG=debug` adds a
+/// line for every answer (tower-http's), inside the request's span.
+///
+/// Why not a span and a line for every request at `info`, as before: under
+/// load the span machinery and the second line were a tenth of the
+/// broker's CPU (`cargo xtask bench`, `perf`), for lines that repeated the
+/// routes' own.
+async fn access_log(req: Request<Body>, next: Next) -> Response {
+    // Cheap clones (shared bytes); only the path is logged, never the
+    // query, where stream tickets travel.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let start = Instant::now();
+    let response = next.run(req).await;
+    if !response.status().is_success() {
+        tracing::info!(
+            %method,
+            path = uri.path(),
+            status = response.status().as_u16(),
+            latency_ms = start.elapsed().as_millis(),
+            "answered"
+        );
+    }
+    response
+}
+
+/// The span (at `debug`) every request's log lines are in: method and path only. Never
 /// the query (stream tickets travel there) and never headers (bearer
 /// credentials do), so a log can be shared without leaking access.
 fn request_span(req: &Request<Body>) -> tracing::Span {
-    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
 }
 
 /// Files from `dir`, `/` meaning `index.html`; misses are answered in JSON

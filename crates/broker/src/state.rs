@@ -23,7 +23,8 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{Change, Session, SessionEvent, SessionUpdate, Store, StoreError};
 use crate::timers;
 
-/// What every request handler can reach. Cloning is cheap (a few `Arc`s).
+/// What every request handler can reach. Cloning is cheap (`Arc`s and
+/// plain values, no allocation).
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub config: Arc<Config>,
@@ -34,12 +35,14 @@ pub struct AppState {
     /// timers watch it and end, so a graceful shutdown does not wait for
     /// streams that would otherwise stay open for as long as a session.
     closing: Arc<watch::Sender<bool>>,
-    /// Static pages served at `/`, if any.
-    pub www_dir: Option<PathBuf>,
+    /// Static pages served at `/`, if any. (`Arc<Path>`, not `PathBuf`:
+    /// the state is cloned several times per request, and a `PathBuf`
+    /// clone is an allocation.)
+    pub www_dir: Option<Arc<Path>>,
     /// The script-tag bundle served at `/sdk/`, if any.
-    pub sdk_dir: Option<PathBuf>,
+    pub sdk_dir: Option<Arc<Path>>,
     /// Integration examples served at `/examples/`, if any (the demo's).
-    pub examples_dir: Option<PathBuf>,
+    pub examples_dir: Option<Arc<Path>>,
     /// Whether `POST /demo/login` signs identities for made-up users
     /// (`serve --demo-login`; never in production).
     pub demo_login: bool,
@@ -128,21 +131,21 @@ impl AppState {
     /// Also serve the static pages in `dir` at `/`.
     #[must_use]
     pub fn with_www(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.www_dir = Some(dir.into());
+        self.www_dir = Some(Arc::from(dir.into()));
         self
     }
 
     /// Also serve the script-tag bundle in `dir` at `/sdk/`.
     #[must_use]
     pub fn with_sdk(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.sdk_dir = Some(dir.into());
+        self.sdk_dir = Some(Arc::from(dir.into()));
         self
     }
 
     /// Also serve the integration examples in `dir` at `/examples/`.
     #[must_use]
     pub fn with_examples(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.examples_dir = Some(dir.into());
+        self.examples_dir = Some(Arc::from(dir.into()));
         self
     }
 

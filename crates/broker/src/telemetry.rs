@@ -7,7 +7,8 @@
 //! content of live-mirror frames: the visitor's page stays between the
 //! visitor and the agent (`serve --mirror-capture` is the explicit way to
 //! record it). Requests
-//! are logged by method and path only (see `request_span` in `lib.rs`),
+//! are logged by method and path only (see `access_log` and
+//! `request_span` in `lib.rs`),
 //! since stream tickets travel in the query and credentials in headers.
 
 use std::io::IsTerminal;
