@@ -13,6 +13,7 @@
 //! in one short line per step, so a fresh machine needs nothing but Rust.
 
 mod bench;
+mod broker;
 mod build;
 mod demo;
 mod schema;

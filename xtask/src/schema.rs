@@ -12,9 +12,9 @@
 
 use crate::tools::{schemathesis, SCHEMATHESIS_VERSION};
 use crate::{cargo, describe, exec, root, Result};
-use std::io::{BufRead, BufReader};
+use crate::broker::Broker;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 
 /// Examples per operation and phase: 40–50 s on a 2-core machine.
 pub const MAX_EXAMPLES: u32 = 200;
@@ -55,7 +55,7 @@ pub fn run() -> Result {
     let db = dir.join("broker.sqlite3");
     let token = add_agent(&config, &db)?;
 
-    let broker = Broker::start(&dir, &config, &db)?;
+    let broker = Broker::start(&broker_bin(), &config, &db, &dir.join("broker.log"))?;
     let found = exec(
         Command::new(schemathesis())
             .arg("--no-color")
@@ -107,69 +107,4 @@ fn add_agent(config: &Path, db: &Path) -> Result<String> {
 
 fn broker_bin() -> std::path::PathBuf {
     root().join("target/debug/agent-assist-broker")
-}
-
-/// The broker under test.
-struct Broker {
-    child: Child,
-    url: String,
-    // Held so the broker's stdout stays open for as long as it runs.
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Broker {
-    fn start(dir: &Path, config: &Path, db: &Path) -> Result<Self> {
-        let log = std::fs::File::create(dir.join("broker.log")).map_err(|e| e.to_string())?;
-        let mut child = Command::new(broker_bin())
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .arg("--db")
-            .arg(db)
-            // Port 0: the broker picks a free one and prints it.
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("could not start the broker: {e}"))?;
-        let mut stdout = BufReader::new(child.stdout.take().ok_or("no broker stdout")?);
-        let mut line = String::new();
-        let _ = stdout.read_line(&mut line);
-        match line
-            .trim()
-            .strip_prefix("agent-assist-broker listening on ")
-        {
-            Some(url) => Ok(Self {
-                url: url.to_owned(),
-                child,
-                _stdout: stdout,
-            }),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!(
-                    "the broker did not start; see {}",
-                    dir.join("broker.log").display()
-                ))
-            }
-        }
-    }
-
-    /// SIGTERM to the broker's pid (it drains and exits), then waits.
-    fn stop(mut self) -> Result {
-        let pid = self.child.id().to_string();
-        exec(Command::new("kill").args(["-TERM", &pid]))?;
-        self.child.wait().map_err(|e| e.to_string())?;
-        Ok(())
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        // Only if `stop` was not reached: the broker must not outlive the step.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }

@@ -24,11 +24,11 @@
 //! code request each — five tables' rows — against a bare single-row
 //! commit, with the broker's batching allowed to close the gap.
 
+use crate::broker::Broker;
 use crate::{cargo, describe, exec, output, root, step, Result};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// The `oha` release the bench parses the JSON of.
@@ -161,84 +161,18 @@ fn store_bench(work: &Path, args: &[&str]) -> Result<Value> {
     serde_json::from_slice(&out.stdout).map_err(|e| format!("store_bench printed no JSON: {e}"))
 }
 
-/// A release broker on a free loopback port with its own SQLite file.
-struct Broker {
-    child: Child,
-    url: String,
-    // Held so the broker's stdout stays open for as long as it runs.
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Broker {
-    fn start(dir: &Path, sites: &[&str]) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let config = dir.join("sites.toml");
-        std::fs::write(&config, sites_toml(sites)).map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(dir.join("broker.log")).map_err(|e| e.to_string())?;
-        let mut child = Command::new(root().join("target/release/agent-assist-broker"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .arg("--db")
-            .arg(dir.join("broker.sqlite3"))
-            // Port 0: the broker picks a free one and prints it.
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("could not start the broker: {e}"))?;
-        let mut stdout = BufReader::new(child.stdout.take().ok_or("no broker stdout")?);
-        let mut line = String::new();
-        let _ = stdout.read_line(&mut line);
-        let Some(url) = line
-            .trim()
-            .strip_prefix("agent-assist-broker listening on ")
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "the broker did not start; see {}",
-                dir.join("broker.log").display()
-            ));
-        };
-        Ok(Self {
-            url: url.to_owned(),
-            child,
-            _stdout: stdout,
-        })
-    }
-
-    /// Resident memory now, in bytes (`VmRSS` of `/proc/<pid>/status`).
-    fn rss(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .map_err(|e| format!("reading the broker's /proc status: {e}"))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().strip_suffix("kB"))
-            .and_then(|kb| kb.trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-            .ok_or_else(|| "no VmRSS line in the broker's /proc status".into())
-    }
-
-    /// Stops the broker with SIGTERM (it shuts down gracefully) and waits.
-    fn stop(mut self) -> Result {
-        let pid = self.child.id().to_string();
-        exec(Command::new("kill").args(["-TERM", &pid]))?;
-        self.child.wait().map_err(|e| e.to_string())?;
-        Ok(())
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        // Only if `stop` was not reached (an error on the way): the broker
-        // must not outlive the bench.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// A release broker on a free loopback port with its own SQLite file in
+/// `dir`, serving `sites`.
+fn start_broker(dir: &Path, sites: &[&str]) -> Result<Broker> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let config = dir.join("sites.toml");
+    std::fs::write(&config, sites_toml(sites)).map_err(|e| e.to_string())?;
+    Broker::start(
+        &root().join("target/release/agent-assist-broker"),
+        &config,
+        &dir.join("broker.sqlite3"),
+        &dir.join("broker.log"),
+    )
 }
 
 /// Sites with every limit that could get in the way opened wide: the
@@ -344,7 +278,7 @@ fn http(work: &Path) -> Result<Value> {
     let mut sites = vec!["warm", "memory", "max"];
     let rate_sites: Vec<String> = RATES.iter().map(|r| format!("rate-{r}")).collect();
     sites.extend(rate_sites.iter().map(String::as_str));
-    let broker = Broker::start(&work.join("http"), &sites)?;
+    let broker = start_broker(&work.join("http"), &sites)?;
     std::thread::sleep(Duration::from_millis(500));
     let rss_start = broker.rss()?;
 
