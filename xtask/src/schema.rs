@@ -10,9 +10,9 @@
 //! of examples, and any finding fails the step. The broker is stopped by
 //! its pid afterwards, whatever the outcome.
 
+use crate::broker::Broker;
 use crate::tools::{schemathesis, SCHEMATHESIS_VERSION};
 use crate::{cargo, describe, exec, root, Result};
-use crate::broker::Broker;
 use std::path::Path;
 use std::process::Command;
 
