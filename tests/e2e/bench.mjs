@@ -33,6 +33,13 @@ const ACTIVITY_SECONDS = 10;
 const LOAD_REQUESTS = 5000;
 const LOAD_CONCURRENCY = 32;
 
+// Issue 6's budgets: everything the script tag loads, gzipped; our
+// main-thread time at load net of the blank page, as a share of the
+// anchor's; click → code visible, p95.
+const BUDGET_WEIGHT_GZIP = 32_000;
+const BUDGET_MAIN_RATIO = 0.2;
+const BUDGET_CLICK_P95_MS = 25;
+
 const ANCHOR = path.join(ROOT, "tests/bench/node_modules/cobrowse-sdk-js/dist/CobrowseIO.js");
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -519,7 +526,7 @@ async function throughput(broker) {
 
 /** Rows of fixed-width columns, the first left-aligned, the others right. */
 function table(rows) {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c] ?? "").length)));
   for (const [i, row] of rows.entries()) {
     console.log("  " + row.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join("   "));
     if (i === 0) console.log("  " + widths.map((w) => "-".repeat(w)).join("   "));
@@ -554,22 +561,30 @@ try {
     return [unit(n.ours), unit(n.anchor), "", x(n.ratio)];
   };
   const mb = (bytes) => `${(bytes / 1e6).toFixed(2)} MB`;
+  // Issue 6's budgets for the browser figures (the broker's are in its own
+  // table): what is measured, the bound, and whether this run met it.
+  const budgets = {
+    weight_gzip_bytes: { value: size.ours.gzip, budget: BUDGET_WEIGHT_GZIP, ok: size.ours.gzip <= BUDGET_WEIGHT_GZIP },
+    main_thread_net_ratio: { value: loads.net_of_blank_median.main_ms.ratio, budget: BUDGET_MAIN_RATIO, ok: loads.net_of_blank_median.main_ms.ratio <= BUDGET_MAIN_RATIO },
+    click_p95_ms: { value: click.p95_ms, budget: BUDGET_CLICK_P95_MS, ok: click.p95_ms <= BUDGET_CLICK_P95_MS },
+  };
+  const verdict = (b, text) => `${text} ${b.ok ? "✓" : "✗"}`;
   console.log("");
   console.log(`Browser figures (headless Chromium ${chromiumVersion}, local release broker; anchor: cobrowse-sdk-js ${size.anchor.version} ${path.basename(ANCHOR)})`);
   table([
-    ["figure", "ours", "anchor", "blank page", "ours/anchor"],
-    [`weight on the host page, gzip -9 (${size.ours.files.map((f) => path.basename(f.path)).join(" + ")})`, kb(size.ours.gzip), kb(size.anchor.gzip), "", x(size.ratio_gzip)],
+    ["figure", "ours", "anchor", "blank page", "ours/anchor", "budget"],
+    [`weight on the host page, gzip -9 (${size.ours.files.map((f) => path.basename(f.path)).join(" + ")})`, kb(size.ours.gzip), kb(size.anchor.gzip), "", x(size.ratio_gzip), verdict(budgets.weight_gzip_bytes, `≤ ${kb(BUDGET_WEIGHT_GZIP)}`)],
     ["weight on the host page, raw", kb(size.ours.raw), kb(size.anchor.raw), "", x(size.ratio_raw)],
     [`main thread at load (all tasks), median (${loads.rounds} loads each)`, ...both("main_ms", ms)],
     ["main thread at load (all tasks), p95", ...p95("main_ms", ms)],
-    ["main thread at load (all tasks), median net of the blank page", ...net("main_ms", ms)],
+    ["main thread at load (all tasks), median net of the blank page", ...net("main_ms", ms), verdict(budgets.main_thread_net_ratio, `≤ ${BUDGET_MAIN_RATIO}× (${loads.net_of_blank_median.main_ms.ratio.toFixed(3)}×)`)],
     ["  of which style + layout, median", ...both("style_layout_ms", ms)],
     ["JS heap added at load, median", ...both("heap_bytes", mb)],
     ["JS heap added at load, p95", ...p95("heap_bytes", mb)],
     ["JS heap added at load, median net of the blank page", ...net("heap_bytes", mb)],
     ["wasm linear memory at load (not in the JS heap)", mb(size.ours.wasm_memory_bytes), "none", "", ""],
     [`first click on a fresh page → code visible, p50 / p95 (${click.first_click.runs} pages; fetches the widget module)`, `${ms(click.first_click.p50_ms)} / ${ms(click.first_click.p95_ms)}`, "", "", ""],
-    [`click → code visible, p50 / p95 (${click.runs} clicks, widget module loaded)`, `${ms(click.p50_ms)} / ${ms(click.p95_ms)}`, "", "", ""],
+    [`click → code visible, p50 / p95 (${click.runs} clicks, widget module loaded)`, `${ms(click.p50_ms)} / ${ms(click.p95_ms)}`, "", "", "", verdict(budgets.click_p95_ms, `p95 ≤ ${BUDGET_CLICK_P95_MS} ms`)],
     ["  of which the broker (Server-Timing), p50 / p95", `${ms(click.broker_ms.p50)} / ${ms(click.broker_ms.p95)}`, "", "", ""],
     ["  the rest (network, browser, widget), p50 / p95", `${ms(click.rest_ms.p50)} / ${ms(click.rest_ms.p95)}`, "", "", ""],
     ...[
@@ -584,12 +599,12 @@ try {
   ]);
   console.log("  (main thread: TaskDuration deltas from CDP Performance.getMetrics, fresh context per load, rounds of ours, anchor, blank page;");
   console.log("   ours/anchor is the median of the per-round ratios, except on the \"net\" rows: the ratio of medians minus the blank page's)");
-  if (loads.requests_blocked.anchor > 0) console.log(`  (the anchor tried ${loads.requests_blocked.anchor} requests, all aborted)`);
+  if (loads.requests_blocked.anchor > 0) console.log(`  (the anchor tried ${loads.requests_blocked.anchor} requests to other hosts, all refused)`);
   console.log(`Broker POST /v1/codes (SQLite, ${load.requests} requests, ${load.concurrency} concurrent, Node fetch client): ${Math.round(load.codes_per_sec)} codes/s, p50 ${ms(load.p50_ms)}, p99 ${ms(load.p99_ms)}, errors ${load.errors}`);
   console.log(`Machine: ${machine}`);
 
   const at = new Date().toISOString();
-  const browserFigures = { machine, chromium: chromiumVersion, at, weight: size, page_load: loads, click, mirror };
+  const browserFigures = { machine, chromium: chromiumVersion, at, budgets, weight: size, page_load: loads, click, mirror };
   const out = path.join(ROOT, "target/bench");
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, "browser.json"), JSON.stringify(browserFigures, null, 2));
