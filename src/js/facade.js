@@ -247,7 +247,7 @@ function makeWidget(Boot, config, loadWidget, loadCobrowse) {
     };
   });
   // A tab that follows a session (a reload, another page of the site)
-  // fetches the widget module at once to pick it up. Finding out reads
+  // fetches the widget module to pick it up. Finding out reads
   // sessionStorage, whose first read in a page is a synchronous trip to the
   // browser, so it is asked once the link is drawn and the page is idle
   // (within a second), not on the way to the link.
