@@ -5,6 +5,22 @@ use crate::tools::{self, CHROMEDRIVER, WASM_TARGET};
 use crate::{build, cargo, exec, root, schema, step, Result};
 use std::process::Command;
 
+/// The broker's test files that drive the API through `tests/common`'s
+/// broker, and so run on either backend. The others start the broker
+/// binary over a SQLite file (CLI, crashes, the WAL under load).
+const REDIS_SUITE: [&str; 10] = [
+    "agents",
+    "api",
+    "creation_limits",
+    "events",
+    "fuzz",
+    "identity",
+    "mirror",
+    "openapi",
+    "server",
+    "sessions",
+];
+
 const GROUPS: [&str; 6] = ["lint", "native", "schema", "wasm", "examples", "e2e"];
 
 pub fn run(args: &[String]) -> Result {
@@ -24,6 +40,9 @@ pub fn run(args: &[String]) -> Result {
     }
     if want("schema") {
         tools::ensure_schemathesis()?;
+    }
+    if want("native") {
+        tools::ensure_redis()?;
     }
 
     if want("lint") {
@@ -87,6 +106,16 @@ pub fn run(args: &[String]) -> Result {
             "native tests: protocol, broker API (SQLite), SDK logic, xtask",
             || exec(cargo().args(["test", "--quiet", "--workspace"])),
         )?;
+        // The same broker API suite again, over Redis: each test starts a
+        // redis-server of its own (tests/common/redis.rs).
+        step("native tests: broker API suite again, on Redis", || {
+            let mut c = cargo();
+            c.args(["test", "--quiet", "-p", "agent-assist-broker"]);
+            for t in REDIS_SUITE {
+                c.args(["--test", t]);
+            }
+            exec(c.env("AGENT_ASSIST_TEST_STORE", "redis"))
+        })?;
     }
     if want("schema") {
         step(

@@ -173,20 +173,46 @@ fn ensure_chromium() -> Result {
         return Ok(());
     }
     step("installing chromium and chromium-driver (apt-get)", || {
-        let sudo = output(Command::new("id").arg("-u")).is_some_and(|u| u.trim() != "0");
-        let apt = |args: &[&str]| {
-            let mut c = if sudo {
-                Command::new("sudo")
-            } else {
-                Command::new("apt-get")
-            };
-            if sudo {
-                c.arg("apt-get");
-            }
-            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-            exec(&mut c)
-        };
-        apt(&["update", "-qq"])?;
-        apt(&["install", "-y", "-qq", "chromium", "chromium-driver"])
+        apt_install(&["chromium", "chromium-driver"])
     })
+}
+
+/// Debian's `redis-server`, for the broker suite's Redis run (each test
+/// starts a server of its own) and `bench --store redis`.
+pub fn ensure_redis() -> Result {
+    if std::path::Path::new(REDIS_SERVER).exists() {
+        return Ok(());
+    }
+    step("installing redis-server (apt-get)", || {
+        apt_install(&["redis-server", "redis-tools"])
+    })?;
+    // The package starts a system-wide server on port 6379; nothing here
+    // uses it, so it is stopped (each test and bench starts its own).
+    let _ = Command::new("service")
+        .args(["redis-server", "stop"])
+        .output();
+    Ok(())
+}
+
+pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
+
+/// `apt-get install` of `packages` (through sudo when not root).
+fn apt_install(packages: &[&str]) -> Result {
+    let sudo = output(Command::new("id").arg("-u")).is_some_and(|u| u.trim() != "0");
+    let apt = |args: &[&str]| {
+        let mut c = if sudo {
+            Command::new("sudo")
+        } else {
+            Command::new("apt-get")
+        };
+        if sudo {
+            c.arg("apt-get");
+        }
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        exec(&mut c)
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq"];
+    install.extend_from_slice(packages);
+    apt(&install)
 }

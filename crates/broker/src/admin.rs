@@ -14,11 +14,12 @@ use std::fmt::Write as _;
 
 use crate::clock::{Clock, SystemClock, UtcMinute};
 use crate::config::ConfigError;
-use crate::config::{AgentsAddArgs, AgentsCommand, AgentsListArgs, AgentsRevokeArgs, Config};
+use crate::config::{
+    AgentsAddArgs, AgentsCommand, AgentsListArgs, AgentsRevokeArgs, Config, StoreAddress,
+};
 use crate::jwt::MAX_NAME_LEN;
 use crate::secrets::{hash_token, new_agent_id, new_api_token};
-use crate::store::sqlite::SqliteStore;
-use crate::store::{NewAgent, RevokeOutcome, Store, StoreError};
+use crate::store::{self, NewAgent, RevokeOutcome, StoreError};
 
 /// Why an `agents` command failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +69,7 @@ async fn add(args: AgentsAddArgs) -> Result<String, AdminError> {
             "must be 1 to {MAX_NAME_LEN} printable characters"
         )));
     }
-    let store = SqliteStore::open(&args.db)?;
+    let store = store::open(&StoreAddress::from_args(args.store.as_ref(), &args.db)).await?;
     let id = new_agent_id();
     let token = new_api_token();
     store
@@ -88,7 +89,7 @@ async fn add(args: AgentsAddArgs) -> Result<String, AdminError> {
 }
 
 async fn list(args: AgentsListArgs) -> Result<String, AdminError> {
-    let store = SqliteStore::open(&args.db)?;
+    let store = store::open(&StoreAddress::from_args(args.store.as_ref(), &args.db)).await?;
     let agents = store.agents(args.site.as_deref()).await?;
     if agents.is_empty() {
         return Ok("No agents.\n".to_owned());
@@ -127,7 +128,7 @@ async fn list(args: AgentsListArgs) -> Result<String, AdminError> {
 }
 
 async fn revoke(args: AgentsRevokeArgs) -> Result<String, AdminError> {
-    let store = SqliteStore::open(&args.db)?;
+    let store = store::open(&StoreAddress::from_args(args.store.as_ref(), &args.db)).await?;
     match store.revoke_agent(&args.id, SystemClock.now_ms()).await? {
         RevokeOutcome::Revoked => Ok(format!(
             "Revoked agent {}; its token is refused from now on.\n",

@@ -74,6 +74,59 @@ pub enum AgentsCommand {
     Revoke(AgentsRevokeArgs),
 }
 
+/// Where the broker keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreAddress {
+    /// The SQLite file (the default).
+    Sqlite(PathBuf),
+    /// A Redis URL, shared by every replica.
+    Redis(String),
+}
+
+impl StoreAddress {
+    /// `--store` if given, else the SQLite file at `--db`.
+    pub fn from_args(store: Option<&String>, db: &Path) -> Self {
+        match store {
+            Some(url) => StoreAddress::Redis(url.clone()),
+            None => StoreAddress::Sqlite(db.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreAddress::Sqlite(path) => write!(f, "database {}", path.display()),
+            // Never the password a URL may carry.
+            StoreAddress::Redis(url) => match url::Url::parse(url) {
+                Ok(mut u) => {
+                    let _ = u.set_password(None);
+                    write!(f, "Redis at {u}")
+                }
+                Err(_) => f.write_str("Redis"),
+            },
+        }
+    }
+}
+
+/// `--store`: a Redis URL with one of the schemes the broker speaks.
+pub fn parse_store_url(s: &str) -> Result<String, String> {
+    const SCHEMES: [&str; 4] = ["redis", "rediss", "redis+unix", "unix"];
+    let url = url::Url::parse(s).map_err(|e| {
+        format!("not a URL ({e}); expected redis://host:port, rediss://… or redis+unix:///path")
+    })?;
+    if !SCHEMES.contains(&url.scheme()) {
+        return Err(format!(
+            "the scheme {:?} is not one the broker speaks: use redis://, rediss:// (TLS) or redis+unix:// (a socket)",
+            url.scheme()
+        ));
+    }
+    if matches!(url.scheme(), "redis" | "rediss") && url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL names no host (redis://host:6379)".into());
+    }
+    Ok(s.to_owned())
+}
+
 /// Options of `agent-assist-broker agents add`.
 #[derive(Debug, Clone, Args)]
 pub struct AgentsAddArgs {
@@ -83,6 +136,11 @@ pub struct AgentsAddArgs {
     /// The broker's SQLite database file; created if it does not exist.
     #[arg(long, env = "AGENT_ASSIST_DB", default_value = "broker.sqlite3")]
     pub db: PathBuf,
+    /// Redis instead of the SQLite file: `redis://host:6379/0`, `rediss://…`
+    /// (TLS), `redis+unix:///path/to/redis.sock`. Every replica of a broker
+    /// gives the same. See the README's "Several replicas on Redis".
+    #[arg(long, env = "AGENT_ASSIST_STORE", value_parser = parse_store_url)]
+    pub store: Option<String>,
     /// The key of the site the agent works for.
     #[arg(long)]
     pub site: String,
@@ -97,6 +155,11 @@ pub struct AgentsListArgs {
     /// The broker's SQLite database file.
     #[arg(long, env = "AGENT_ASSIST_DB", default_value = "broker.sqlite3")]
     pub db: PathBuf,
+    /// Redis instead of the SQLite file: `redis://host:6379/0`, `rediss://…`
+    /// (TLS), `redis+unix:///path/to/redis.sock`. Every replica of a broker
+    /// gives the same. See the README's "Several replicas on Redis".
+    #[arg(long, env = "AGENT_ASSIST_STORE", value_parser = parse_store_url)]
+    pub store: Option<String>,
     /// Only the agents of this site.
     #[arg(long)]
     pub site: Option<String>,
@@ -108,6 +171,11 @@ pub struct AgentsRevokeArgs {
     /// The broker's SQLite database file.
     #[arg(long, env = "AGENT_ASSIST_DB", default_value = "broker.sqlite3")]
     pub db: PathBuf,
+    /// Redis instead of the SQLite file: `redis://host:6379/0`, `rediss://…`
+    /// (TLS), `redis+unix:///path/to/redis.sock`. Every replica of a broker
+    /// gives the same. See the README's "Several replicas on Redis".
+    #[arg(long, env = "AGENT_ASSIST_STORE", value_parser = parse_store_url)]
+    pub store: Option<String>,
     /// The agent's id (`agt_…`), as `agents add` and `agents list` print it.
     pub id: String,
 }
@@ -121,6 +189,11 @@ pub struct ServeArgs {
     /// The SQLite database file; created on first start.
     #[arg(long, env = "AGENT_ASSIST_DB", default_value = "broker.sqlite3")]
     pub db: PathBuf,
+    /// Redis instead of the SQLite file: `redis://host:6379/0`, `rediss://…`
+    /// (TLS), `redis+unix:///path/to/redis.sock`. Every replica of a broker
+    /// gives the same. See the README's "Several replicas on Redis".
+    #[arg(long, env = "AGENT_ASSIST_STORE", value_parser = parse_store_url)]
+    pub store: Option<String>,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "AGENT_ASSIST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

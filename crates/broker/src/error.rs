@@ -120,7 +120,18 @@ impl AppError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(Box::new(e))
+        match e {
+            StoreError::Unavailable(cause) => {
+                // Logged once per request, as a warning: the broker itself
+                // is fine and recovers when the store is back.
+                tracing::warn!(%cause, "store unavailable");
+                Self::new(
+                    ErrorCode::StoreUnavailable,
+                    "the broker cannot reach its store right now; nothing was changed, try again shortly",
+                )
+            }
+            e => Self::Internal(Box::new(e)),
+        }
     }
 }
 

@@ -2,10 +2,10 @@
 //!
 //! The store is the record (every event is a row, so a stream that
 //! reconnects can replay what it missed); the hub only wakes the streams
-//! that are open right now. [`Hub`] is the small interface the broker uses,
-//! so that several broker replicas can later share events over Redis
-//! pub/sub; [`LocalHub`] serves one process with a `tokio::sync::broadcast`
-//! channel per followed session.
+//! that are open right now. [`Hub`] is the small interface the broker uses;
+//! [`LocalHub`] serves one process with a `tokio::sync::broadcast` channel
+//! per followed session, and [`RedisHub`] adds Redis pub/sub to it, so that
+//! a stream open on one replica wakes for what an agent did on another.
 //!
 //! A hub may drop or reorder events (a slow stream lags, two transitions
 //! publish in the other order than they committed): streams notice a gap in
@@ -13,12 +13,15 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use agent_assist_protocol::SessionState;
+use futures_util::StreamExt;
+use serde_json::json;
 use tokio::sync::broadcast;
 
-use crate::store::SessionEvent;
+use crate::store::{SessionEvent, Store, StoreError};
 
 /// How many events a stream may fall behind before it lags and catches up
 /// from the store. A session has at most four events, so this is plenty.
@@ -87,6 +90,172 @@ impl Hub for LocalHub {
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|_, sender| sender.receiver_count() > 0);
     }
+}
+
+impl LocalHub {
+    /// The sessions someone follows here.
+    fn followed(&self) -> Vec<String> {
+        self.channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
+/// The channel every replica publishes its committed events on.
+const CHANNEL: &str = "aa:events";
+
+/// [`LocalHub`] plus Redis pub/sub: each event committed here is published
+/// to the other replicas, and each one they publish is announced here. A
+/// message lost while the subscription was down is made up for when it is
+/// back: every followed session's latest event is read from the store and
+/// announced, and a stream that sees it ahead reads what it missed.
+pub struct RedisHub {
+    local: Arc<LocalHub>,
+    conn: redis::aio::ConnectionManager,
+    /// This replica's id, so that it skips its own messages.
+    replica: String,
+}
+
+impl Debug for RedisHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisHub")
+    }
+}
+
+impl RedisHub {
+    /// Connects to the Redis at `url` (as [`RedisStore`] does) and starts
+    /// following the other replicas' events.
+    pub async fn start(url: &str, store: Arc<dyn Store>) -> Result<Arc<Self>, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| {
+            StoreError::Backend(format!("the Redis address is not valid: {e}").into())
+        })?;
+        let conn = redis::aio::ConnectionManager::new(client.clone())
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let local = Arc::new(LocalHub::new());
+        let hub = Arc::new(RedisHub {
+            local: Arc::clone(&local),
+            conn,
+            replica: crate::secrets::new_session_id(),
+        });
+        tokio::spawn(follow(
+            client,
+            Arc::downgrade(&local),
+            hub.replica.clone(),
+            store,
+        ));
+        Ok(hub)
+    }
+}
+
+impl Hub for RedisHub {
+    fn publish(&self, event: &SessionEvent) {
+        self.local.publish(event);
+        let message = json!({
+            "r": self.replica,
+            "id": event.session_id,
+            "seq": event.seq,
+            "at": event.at,
+            "status": event.status,
+        })
+        .to_string();
+        let mut conn = self.conn.clone();
+        // Not awaited: the event is committed, and a replica that misses
+        // this message finds the event in the store (see the type's docs).
+        tokio::spawn(async move {
+            let sent: redis::RedisResult<()> = redis::cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(message)
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = sent {
+                tracing::debug!(error = %e, "could not publish an event to the other replicas");
+            }
+        });
+    }
+
+    fn subscribe(&self, session_id: &str) -> broadcast::Receiver<SessionEvent> {
+        self.local.subscribe(session_id)
+    }
+
+    fn prune(&self) {
+        self.local.prune();
+    }
+}
+
+/// The subscription: announces the other replicas' events on `local` until
+/// the hub is gone, reconnecting after Redis comes back.
+async fn follow(
+    client: redis::Client,
+    local: std::sync::Weak<LocalHub>,
+    replica: String,
+    store: Arc<dyn Store>,
+) {
+    let mut first = true;
+    loop {
+        if local.strong_count() == 0 {
+            return;
+        }
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(CHANNEL).await?;
+            redis::RedisResult::Ok(pubsub)
+        }
+        .await;
+        let mut pubsub = match subscribed {
+            Ok(pubsub) => pubsub,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot subscribe to the other replicas' events yet");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        if !first {
+            catch_up(&local, store.as_ref()).await;
+        }
+        first = false;
+        let mut messages = pubsub.on_message();
+        while let Some(message) = messages.next().await {
+            let Some(hub) = local.upgrade() else { return };
+            let Ok(text) = message.get_payload::<String>() else {
+                continue;
+            };
+            match parse_message(&text) {
+                Some((from, event)) if from != replica => hub.publish(&event),
+                Some(_) => {}
+                None => tracing::warn!("unreadable message on {CHANNEL}"),
+            }
+        }
+        tracing::warn!("lost the subscription to the other replicas' events; reconnecting");
+    }
+}
+
+/// Announces each followed session's latest event from the store.
+async fn catch_up(local: &std::sync::Weak<LocalHub>, store: &dyn Store) {
+    let Some(hub) = local.upgrade() else { return };
+    for id in hub.followed() {
+        if let Ok(events) = store.events_after(&id, 0).await {
+            if let Some(last) = events.last() {
+                hub.publish(last);
+            }
+        }
+    }
+}
+
+fn parse_message(text: &str) -> Option<(String, SessionEvent)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some((
+        v["r"].as_str()?.to_owned(),
+        SessionEvent {
+            session_id: v["id"].as_str()?.to_owned(),
+            seq: v["seq"].as_u64()?,
+            at: v["at"].as_u64()?,
+            status: serde_json::from_value(v["status"].clone()).ok()?,
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use agent_assist_broker::config::{Cli, Command, Config, ServeArgs};
+use agent_assist_broker::config::{Cli, Command, Config, ServeArgs, StoreAddress};
+use agent_assist_broker::hub::RedisHub;
 use agent_assist_broker::mirror::capture::Capture;
 use agent_assist_broker::{admin, clock::SystemClock, run, shutdown_signal, telemetry, AppState};
 use clap::Parser;
@@ -48,16 +49,24 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut state = match AppState::open(config, &args.db, Arc::new(SystemClock)) {
-        Ok(state) => state,
+    let address = StoreAddress::from_args(args.store.as_ref(), &args.db);
+    let mut state = match agent_assist_broker::store::open(&address).await {
+        Ok(store) => AppState::new(config, store, Arc::new(SystemClock)),
         Err(e) => {
-            eprintln!(
-                "agent-assist-broker: cannot open database {}: {e}",
-                args.db.display()
-            );
+            eprintln!("agent-assist-broker: cannot open {address}: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let StoreAddress::Redis(url) = &address {
+        // Replicas on one Redis share their events too.
+        match RedisHub::start(url, Arc::clone(&state.store)).await {
+            Ok(hub) => state = state.with_hub(hub),
+            Err(e) => {
+                eprintln!("agent-assist-broker: cannot subscribe to {address}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     state = state
         .with_http_limits(args.http_limits())
         .with_client_ip_header(args.client_ip_header.clone());

@@ -35,9 +35,11 @@ pub fn arm_consent_timer(state: &AppState, session_id: String, deadline_ms: u64)
     });
 }
 
-/// Runs [`AppState::sweep`] every [`SWEEP_INTERVAL`] until the broker shuts down.
+/// Runs [`AppState::sweep`] every [`SWEEP_INTERVAL`], the first time one
+/// interval after the start, until the broker shuts down.
 pub async fn sweep_periodically(state: AppState) {
-    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_INTERVAL, SWEEP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let closed = state.closed();
     tokio::pin!(closed);

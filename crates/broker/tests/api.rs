@@ -227,7 +227,8 @@ async fn a_restarted_broker_keeps_codes_sessions_and_tokens() {
         .post_cancel(&gone.session_id, &gone.device_token)
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let secret_before = code_secret(&db);
+    let secret_before = broker.code_secret();
+    assert_eq!(secret_before.len(), 32);
     let dir = broker.stop().await;
 
     let broker = Broker::start_on(&db, clock, |s| s).await;
@@ -245,7 +246,11 @@ async fn a_restarted_broker_keeps_codes_sessions_and_tokens() {
     assert_eq!(status.end_reason, Some(EndReason::DeviceCancelled));
     assert_eq!(broker.live("demo", &gone.code).await, None);
     assert_eq!(broker.count_sessions().await, 4);
-    assert_eq!(code_secret(&db), secret_before, "the HMAC secret persisted");
+    assert_eq!(
+        broker.code_secret(),
+        secret_before,
+        "the HMAC secret persisted"
+    );
 
     // A token from before the restart still works for cancelling.
     let res = broker
@@ -254,19 +259,6 @@ async fn a_restarted_broker_keeps_codes_sessions_and_tokens() {
     assert_eq!(res.status(), StatusCode::OK);
     broker.stop().await;
     drop(dir);
-}
-
-fn code_secret(db: &std::path::Path) -> Vec<u8> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let secret: Vec<u8> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'code_secret'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(secret.len(), 32);
-    secret
 }
 
 /// What a bad request must not change: how many sessions there are and

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,17 +92,11 @@ async fn visitor(broker: &Broker, session_id: &str, credential: &str) -> Visitor
     res.json().await.expect("VisitorView body")
 }
 
-/// Rows of a table, read straight from the database file.
-fn count(db: &Path, sql: &str) -> i64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
 /// What a refused request must leave as it was.
-async fn store_counts(broker: &Broker) -> (u64, i64) {
+async fn store_counts(broker: &Broker) -> (u64, usize) {
     (
         broker.count_sessions().await,
-        count(&broker.db, "SELECT COUNT(*) FROM visitors"),
+        broker.visitor_records().len(),
     )
 }
 
@@ -412,10 +405,11 @@ async fn signing_in_brings_the_anonymous_tickets_into_the_users_history() {
     // The anonymous record is gone: the id, used again after sign-out
     // without a reset, starts a history of its own.
     assert_eq!(
-        count(
-            &broker.db,
-            &format!("SELECT COUNT(*) FROM visitors WHERE visitor_id = '{VISITOR}'")
-        ),
+        broker
+            .visitor_records()
+            .iter()
+            .filter(|r| r["visitor_id"] == VISITOR)
+            .count(),
         0
     );
     let later = code(
@@ -469,22 +463,18 @@ async fn concurrent_sign_ins_merge_each_ticket_exactly_once() {
     assert!(signed_in
         .iter()
         .all(|c| unique.contains(c.session_id.as_str())));
+    let records: Vec<_> = a
+        .visitor_records()
+        .into_iter()
+        .filter(|r| r["site_key"] == "demo")
+        .collect();
     assert_eq!(
-        count(
-            &a.db,
-            "SELECT COUNT(*) FROM visitors WHERE site_key = 'demo'"
-        ),
+        records.len(),
         1,
-        "one user record, no anonymous one left"
+        "one user record, no anonymous one left: {records:?}"
     );
-    assert_eq!(
-        count(
-            &a.db,
-            "SELECT COUNT(*) FROM sessions WHERE visitor = \
-             (SELECT id FROM visitors WHERE user_id = 'u-1001')"
-        ),
-        14
-    );
+    assert_eq!(records[0]["user_id"], "u-1001");
+    assert_eq!(a.sessions_of_record(records[0]["id"].as_str().unwrap()), 14);
     b.stop().await;
 }
 

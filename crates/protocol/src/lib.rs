@@ -433,6 +433,9 @@ pub enum ErrorCode {
     /// 503: this broker is shutting down; another replica (or this one,
     /// restarted) answers a retry.
     ShuttingDown,
+    /// 503: the broker cannot reach its store (Redis is down or too slow);
+    /// nothing was changed, and a retry shortly after may succeed.
+    StoreUnavailable,
     /// 500: something went wrong inside the broker; the cause is in its log.
     Internal,
     /// An error code this version of the SDK does not know yet.
@@ -465,6 +468,7 @@ impl ErrorCode {
             ErrorCode::InvalidState => "invalid_state",
             ErrorCode::NoFreeCodes => "no_free_codes",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -488,7 +492,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,
-            ErrorCode::NoFreeCodes | ErrorCode::ShuttingDown => 503,
+            ErrorCode::NoFreeCodes | ErrorCode::ShuttingDown | ErrorCode::StoreUnavailable => 503,
             ErrorCode::Internal | ErrorCode::Unknown => 500,
         }
     }
@@ -630,6 +634,7 @@ mod tests {
             ErrorCode::InvalidState,
             ErrorCode::NoFreeCodes,
             ErrorCode::ShuttingDown,
+            ErrorCode::StoreUnavailable,
             ErrorCode::Internal,
         ] {
             assert!((400..600).contains(&code.status()), "{code:?}");

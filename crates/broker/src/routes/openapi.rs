@@ -251,8 +251,13 @@ fn operations(s: &mut Schemas) -> Vec<Op> {
                 ),
                 (
                     503,
-                    &[ErrorCode::NoFreeCodes, ErrorCode::ShuttingDown],
-                    "The site has no free code right now, or the broker is shutting down.",
+                    &[
+                        ErrorCode::NoFreeCodes,
+                        ErrorCode::ShuttingDown,
+                        ErrorCode::StoreUnavailable,
+                    ],
+                    "The site has no free code right now, the broker is shutting down, or it \
+                     cannot reach its store (Redis); nothing was stored.",
                 ),
             ],
             store: true,
@@ -619,11 +624,20 @@ impl Op {
             "The request (its body, or the work on it) took longer than the broker allows.",
         ));
         if !errors.iter().any(|(status, ..)| *status == 503) {
-            errors.push((
-                503,
-                &[ErrorCode::ShuttingDown],
-                "The broker is shutting down; another replica answers a retry.",
-            ));
+            errors.push(if self.store {
+                (
+                    503,
+                    &[ErrorCode::ShuttingDown, ErrorCode::StoreUnavailable],
+                    "The broker is shutting down (another replica answers a retry), or it \
+                     cannot reach its store (Redis) right now; nothing was changed.",
+                )
+            } else {
+                (
+                    503,
+                    &[ErrorCode::ShuttingDown],
+                    "The broker is shutting down; another replica answers a retry.",
+                )
+            });
         }
         if self.store {
             errors.push((

@@ -26,6 +26,7 @@
 //! makes that record, and merges an anonymous visitor's earlier sessions
 //! into a verified user's record, in the same transaction as the session.
 
+pub mod redis;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -360,9 +361,25 @@ pub enum StoreError {
     /// The backend (database, network, thread pool) failed.
     #[error("store backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The backend cannot be reached right now (Redis is down or too slow);
+    /// nothing was changed, and a retry may succeed. Answered with a 503.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// A record could not be understood; the data was written by something else.
     #[error("corrupt record in store: {0}")]
     Corrupt(String),
+}
+
+/// Opens the store at `address`: the SQLite file (created if it does not
+/// exist) or a connection to Redis.
+pub async fn open(
+    address: &crate::config::StoreAddress,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    use crate::config::StoreAddress;
+    Ok(match address {
+        StoreAddress::Sqlite(path) => std::sync::Arc::new(sqlite::SqliteStore::open(path)?),
+        StoreAddress::Redis(url) => std::sync::Arc::new(redis::RedisStore::open(url).await?),
+    })
 }
 
 /// The state of the broker that outlives a request.
@@ -468,6 +485,130 @@ pub trait Store: Send + Sync + 'static {
 
     /// Number of live codes of `site_key` at `now_ms`.
     async fn count_live_codes(&self, site_key: &str, now_ms: u64) -> Result<u64, StoreError>;
+}
+
+/// What a new session's visitor record becomes, as [`Store::create_session`]
+/// describes it: worked out from the records the request names, so that
+/// every backend merges the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorPlan {
+    /// The record the session joins, as it is to be written.
+    pub record: VisitorRecord,
+    /// The record was found (else it is new).
+    pub existed: bool,
+    /// An anonymous record whose sessions move to `record`, and which is
+    /// then deleted.
+    pub merge: Option<VisitorRecord>,
+}
+
+/// The plan for `claim` on `site_key` at `now_ms`, given the site's record
+/// of the claim's verified user (`by_user`) and of its anonymous visitor id
+/// (`by_visitor`), as found; `new_id` names a record made here.
+pub fn plan_visitor(
+    site_key: &str,
+    claim: &VisitorClaim,
+    by_user: Option<VisitorRecord>,
+    by_visitor: Option<VisitorRecord>,
+    now_ms: u64,
+    new_id: impl FnOnce() -> String,
+) -> VisitorPlan {
+    let fresh = |kind: IdentityKind, id: String| VisitorRecord {
+        id,
+        site_key: site_key.to_owned(),
+        kind,
+        visitor_id: None,
+        user_id: None,
+        name: None,
+        email: None,
+        custom_data: BTreeMap::new(),
+        first_seen: now_ms,
+    };
+    if let Some(user) = &claim.verified {
+        let existed = by_user.is_some();
+        let mut record = match by_user {
+            Some(mut record) => {
+                // The newest signed claims are the site's word on its user
+                // now; a claim left out keeps what was known.
+                record.kind = IdentityKind::Verified;
+                if user.name.is_some() {
+                    record.name.clone_from(&user.name);
+                }
+                if user.email.is_some() {
+                    record.email.clone_from(&user.email);
+                }
+                if !user.custom_data.is_empty() {
+                    record.custom_data.clone_from(&user.custom_data);
+                }
+                record
+            }
+            None => {
+                let mut record = fresh(IdentityKind::Verified, new_id());
+                record.user_id = Some(user.user_id.clone());
+                record.name.clone_from(&user.name);
+                record.email.clone_from(&user.email);
+                record.custom_data.clone_from(&user.custom_data);
+                record
+            }
+        };
+        // Only an anonymous record merges: a typed one holds what someone
+        // typed, unverified, and must never join a verified user's history.
+        let merge = by_visitor.filter(|a| a.kind == IdentityKind::Anonymous && a.id != record.id);
+        if let Some(anonymous) = &merge {
+            // The user's record wins; the anonymous one fills its blanks.
+            if record.name.is_none() {
+                record.name.clone_from(&anonymous.name);
+            }
+            if record.email.is_none() {
+                record.email.clone_from(&anonymous.email);
+            }
+            for (key, value) in &anonymous.custom_data {
+                record
+                    .custom_data
+                    .entry(key.clone())
+                    .or_insert_with(|| value.clone());
+            }
+            record.first_seen = record.first_seen.min(anonymous.first_seen);
+        }
+        return VisitorPlan {
+            record,
+            existed,
+            merge,
+        };
+    }
+    let existed = by_visitor.is_some();
+    let record = match by_visitor {
+        Some(mut record) => {
+            if let Some(typed) = &claim.typed {
+                // What the visitor typed last is what they go by now.
+                record.kind = IdentityKind::Typed;
+                if typed.name.is_some() {
+                    record.name.clone_from(&typed.name);
+                }
+                if typed.email.is_some() {
+                    record.email.clone_from(&typed.email);
+                }
+            }
+            record
+        }
+        None => {
+            let kind = match claim.typed {
+                Some(_) => IdentityKind::Typed,
+                None => IdentityKind::Anonymous,
+            };
+            let mut record = fresh(kind, new_id());
+            record.visitor_id.clone_from(&claim.visitor_id);
+            if let Some(typed) = &claim.typed {
+                record.name.clone_from(&typed.name);
+                record.email.clone_from(&typed.email);
+            }
+            record
+        }
+    };
+    VisitorPlan {
+        record,
+        existed,
+        merge: None,
+    }
 }
 
 impl std::fmt::Debug for dyn Store {

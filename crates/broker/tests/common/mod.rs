@@ -1,9 +1,11 @@
 //! Shared by the API tests: a real broker on `127.0.0.1:0` over a temporary
-//! SQLite file, with a clock the test moves.
+//! SQLite file (or, with `AGENT_ASSIST_TEST_STORE=redis`, a Redis server
+//! of the test's own: see [`redis`]), with a clock the test moves.
 
 #![allow(dead_code)] // Each test file uses a different part of these helpers.
 
 pub mod process;
+pub mod redis;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,8 +13,11 @@ use std::time::Duration;
 
 use agent_assist_broker::clock::{Clock, ManualClock};
 use agent_assist_broker::config::Config;
+use agent_assist_broker::hub::RedisHub;
 use agent_assist_broker::secrets::{hash_token, new_agent_id, new_api_token};
-use agent_assist_broker::store::NewAgent;
+use agent_assist_broker::store::redis::RedisStore;
+use agent_assist_broker::store::sqlite::SqliteStore;
+use agent_assist_broker::store::{NewAgent, Store};
 use agent_assist_broker::{jwt, run, AppState};
 use agent_assist_protocol::{
     ApiError, CreateCodeResponse, ErrorCode, RedeemResponse, SessionStatus, StreamTicket,
@@ -115,6 +120,15 @@ secret = "login-secret-0123456789abcdef-0123456789"
 /// The `login` site's secret, which signs its visitors' identities.
 pub const LOGIN_SECRET: &str = "login-secret-0123456789abcdef-0123456789";
 
+/// State as `serve --store redis://…` makes it: the store and the hub.
+async fn redis_state(url: &str, clock: &Arc<ManualClock>) -> AppState {
+    let store: Arc<dyn Store> = Arc::new(RedisStore::open(url).await.expect("Redis store opens"));
+    let hub = RedisHub::start(url, Arc::clone(&store))
+        .await
+        .expect("Redis hub starts");
+    AppState::new(config(), store, Arc::clone(clock) as Arc<dyn Clock>).with_hub(hub)
+}
+
 pub fn config() -> Config {
     Config::from_toml(SITES).expect("test config is valid")
 }
@@ -161,10 +175,27 @@ impl Broker {
         clock: Arc<ManualClock>,
         tweak: impl FnOnce(AppState) -> AppState,
     ) -> Self {
-        let state = tweak(
-            AppState::open(config(), db, Arc::clone(&clock) as Arc<dyn Clock>)
-                .expect("database opens"),
-        );
+        let state = if redis::enabled() {
+            redis_state(&redis::server_for(db).url(), &clock).await
+        } else {
+            let store = SqliteStore::open(db).expect("database opens");
+            AppState::new(
+                config(),
+                Arc::new(store),
+                Arc::clone(&clock) as Arc<dyn Clock>,
+            )
+        };
+        Self::serve(tweak(state), clock, db).await
+    }
+
+    /// A broker over the Redis at `url`, as one replica of several (each
+    /// with its own clock: give them the same one).
+    pub async fn start_redis(url: &str, clock: Arc<ManualClock>) -> Self {
+        let state = redis_state(url, &clock).await;
+        Self::serve(state, clock, Path::new("/nonexistent/redis-replica")).await
+    }
+
+    async fn serve(state: AppState, clock: Arc<ManualClock>, db: &Path) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -203,6 +234,99 @@ impl Broker {
             server.await.expect("server task").expect("server ran");
         }
         self._dir.take()
+    }
+
+    /// Every visitor record the store holds, whichever the backend: `id`,
+    /// `site_key`, `visitor_id` and `user_id` (null when unset).
+    pub fn visitor_records(&self) -> Vec<serde_json::Value> {
+        if redis::enabled() {
+            let mut conn = self.redis_connection();
+            let keys: Vec<String> = ::redis::cmd("KEYS")
+                .arg("aa:*:v:*")
+                .query(&mut conn)
+                .unwrap();
+            keys.iter()
+                .map(|k| {
+                    let rec: String = ::redis::cmd("HGET").arg(k).arg("rec").query(&mut conn).unwrap();
+                    let v: serde_json::Value = serde_json::from_str(&rec).unwrap();
+                    json!({ "id": v["id"], "site_key": v["site"], "visitor_id": v["visitor_id"], "user_id": v["user_id"] })
+                })
+                .collect()
+        } else {
+            let conn = rusqlite::Connection::open(&self.db).unwrap();
+            let mut st = conn
+                .prepare("SELECT id, site_key, visitor_id, user_id FROM visitors")
+                .unwrap();
+            st.query_map([], |r| {
+                Ok(json!({
+                    "id": r.get::<_, String>(0)?,
+                    "site_key": r.get::<_, String>(1)?,
+                    "visitor_id": r.get::<_, Option<String>>(2)?,
+                    "user_id": r.get::<_, Option<String>>(3)?,
+                }))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        }
+    }
+
+    /// How many sessions belong to the visitor record `id`.
+    pub fn sessions_of_record(&self, id: &str) -> usize {
+        if redis::enabled() {
+            let mut conn = self.redis_connection();
+            let keys: Vec<String> = ::redis::cmd("KEYS")
+                .arg("aa:*:sess:*")
+                .query(&mut conn)
+                .unwrap();
+            keys.iter()
+                .filter(|k| {
+                    let vis: Option<String> = ::redis::cmd("HGET")
+                        .arg(*k)
+                        .arg("vis")
+                        .query(&mut conn)
+                        .unwrap();
+                    vis.as_deref() == Some(id)
+                })
+                .count()
+        } else {
+            let conn = rusqlite::Connection::open(&self.db).unwrap();
+            let n: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sessions WHERE visitor = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            n.unsigned_abs() as usize
+        }
+    }
+
+    /// The key codes are hashed with, as the store keeps it.
+    pub fn code_secret(&self) -> Vec<u8> {
+        if redis::enabled() {
+            let hex_key: String = ::redis::cmd("GET")
+                .arg("aa:secret")
+                .query(&mut self.redis_connection())
+                .unwrap();
+            hex::decode(hex_key).unwrap()
+        } else {
+            let conn = rusqlite::Connection::open(&self.db).unwrap();
+            conn.query_row(
+                "SELECT value FROM meta WHERE key = 'code_secret'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        }
+    }
+
+    /// A plain connection to the test's Redis (Redis runs only).
+    pub fn redis_connection(&self) -> ::redis::Connection {
+        ::redis::Client::open(redis::server_for(&self.db).url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
