@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use agent_assist_broker::config::{Cli, Command, Config, ServeArgs, StoreAddress};
-use agent_assist_broker::hub::RedisHub;
 use agent_assist_broker::mirror::capture::Capture;
 use agent_assist_broker::{admin, clock::SystemClock, run, shutdown_signal, telemetry, AppState};
 use clap::Parser;
@@ -58,9 +57,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     if let StoreAddress::Redis(url) = &address {
-        // Replicas on one Redis share their events too.
-        match RedisHub::start(url, Arc::clone(&state.store)).await {
-            Ok(hub) => state = state.with_hub(hub),
+        // Replicas on one Redis share their events and mirrors too.
+        match state.with_redis_replicas(url).await {
+            Ok(shared) => state = shared,
             Err(e) => {
                 eprintln!("agent-assist-broker: cannot subscribe to {address}: {e}");
                 return ExitCode::FAILURE;

@@ -128,6 +128,15 @@ impl AppState {
         self
     }
 
+    /// Shares events and the live mirror with the other replicas on the
+    /// Redis at `url` (as `serve --store redis://…` does).
+    pub async fn with_redis_replicas(self, url: &str) -> Result<Self, StoreError> {
+        let hub = crate::hub::RedisHub::start(url, Arc::clone(&self.store)).await?;
+        let relay = crate::mirror::relay::Relay::start(url, &self.mirrors).await?;
+        self.mirrors.set_relay(relay);
+        Ok(self.with_hub(hub))
+    }
+
     /// Also serve the static pages in `dir` at `/`.
     #[must_use]
     pub fn with_www(mut self, dir: impl Into<PathBuf>) -> Self {

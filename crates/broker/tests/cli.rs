@@ -128,6 +128,43 @@ async fn codes_issued_concurrently_all_survive_a_kill() {
 }
 
 #[test]
+fn a_store_the_broker_cannot_use_is_refused_at_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    common::process::prepare(dir.path());
+    let serve = |store: &str| {
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(dir.path().join("sites.toml"))
+            .args(["--store", store])
+            .output()
+            .unwrap()
+    };
+    // Not a Redis URL: a usage error, before anything is opened.
+    for (store, says) in [
+        ("http://cache:6379", "scheme \"http\""),
+        ("redis://", "names no host"),
+        ("cache:6379", "scheme \"cache\""),
+        ("not a url", "not a URL"),
+    ] {
+        let out = serve(store);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{store}: {stderr}");
+        assert!(stderr.contains("--store"), "{store}: {stderr}");
+        assert!(stderr.contains(says), "{store}: {stderr}");
+    }
+    // A Redis nobody answers at: exit 1, naming it (never its password).
+    let out = serve("redis://:hunter2@127.0.0.1:1/0");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot open Redis at redis://127.0.0.1:1/0"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(!dir.path().join("broker.sqlite3").exists());
+}
+
+#[test]
 fn a_bad_config_file_is_reported_by_file_and_field_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("sites.toml");

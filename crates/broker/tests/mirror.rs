@@ -692,3 +692,61 @@ async fn the_capture_file_holds_every_frame_received() {
     }
     assert_eq!(std::fs::read(&path).unwrap(), want);
 }
+
+#[tokio::test]
+async fn the_agent_on_another_replica_sees_the_visitors_page_live() {
+    // Two replicas on one Redis; the visitor's page is connected to A, the
+    // agent's view to B.
+    let dir = tempfile::tempdir().unwrap();
+    let redis = common::redis::RedisServer::start_tcp(dir.path());
+    let clock = std::sync::Arc::new(agent_assist_broker::clock::ManualClock::new(common::T0));
+    let a = Broker::start_redis(&redis.url(), std::sync::Arc::clone(&clock)).await;
+    let b = Broker::start_redis(&redis.url(), clock).await;
+    let s = active(&a).await;
+    let (mut page_ws, _) = visitor(&a, &s).await;
+    let first = page(SHOP, "A lamp");
+    send(&mut page_ws, &Up::Page(first.clone())).await;
+    let change = vec![Op::Scroll { i: 0, x: 0, y: 40 }];
+    send(&mut page_ws, &ops_frame(change.clone())).await;
+
+    // B has no copy yet: it asks, and A's whole copy arrives in order.
+    let mut view = viewer(&b, &s).await;
+    let mut seen = vec![next_view(&mut view).await];
+    while seen.last()
+        != Some(&View::Ops {
+            ops: change.clone(),
+        })
+    {
+        seen.push(next_view(&mut view).await);
+    }
+    let from_copy: Vec<&View> = seen.iter().filter(|v| **v != presence(false)).collect();
+    assert_eq!(
+        from_copy,
+        vec![
+            &presence(true),
+            &View::Page(first),
+            &View::Ops { ops: change }
+        ]
+    );
+
+    // Then every frame live, and the visitor leaving.
+    let live = vec![Op::Click { x: 3, y: 4 }];
+    send(&mut page_ws, &ops_frame(live.clone())).await;
+    assert_eq!(next_view(&mut view).await, View::Ops { ops: live });
+    let desk = page("http://localhost:8080/products/desk", "A desk");
+    send(&mut page_ws, &Up::Page(desk.clone())).await;
+    assert_eq!(next_view(&mut view).await, View::Page(desk.clone()));
+    // A second view on B is served from B's copy at once.
+    let mut late = viewer(&b, &s).await;
+    assert_eq!(next_view(&mut late).await, presence(true));
+    assert_eq!(next_view(&mut late).await, View::Page(desk));
+    page_ws.close(None).await.unwrap();
+    assert_eq!(next_view(&mut view).await, presence(false));
+    assert_eq!(next_view(&mut late).await, presence(false));
+
+    // Ending the session through A closes B's views.
+    let res = a.post_end(&s.id, &s.agent).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_closed_with(&mut view, CLOSE_NOT_ACTIVE).await;
+    assert_closed_with(&mut late, CLOSE_NOT_ACTIVE).await;
+}

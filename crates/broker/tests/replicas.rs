@@ -225,3 +225,116 @@ async fn redis_down_gives_clear_503s_and_service_resumes_without_a_restart() {
         Some(created.session_id.as_str())
     );
 }
+
+/// `agents add --store URL`, as an operator adds an agent to replicas on
+/// Redis; returns the token.
+fn add_agent_on(dir: &std::path::Path, url: &str) -> String {
+    common::process::prepare(dir);
+    let out = std::process::Command::new(common::process::BIN)
+        .args([
+            "agents", "add", "--site", "demo", "--name", "Dana", "--config",
+        ])
+        .arg(dir.join("sites.toml"))
+        .args(["--store", url])
+        .output()
+        .expect("agents add runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("token="))
+        .unwrap_or_else(|| panic!("no token= line in {text:?}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_session_leaves_everything_it_acknowledged_to_the_other() {
+    use common::process::BrokerProcess;
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start_tcp(dir.path());
+    let token = add_agent_on(dir.path(), &redis.url());
+    let store = ["--store", &redis.url()];
+    let mut a = BrokerProcess::start(dir.path(), &store);
+    let b = BrokerProcess::start(dir.path(), &store);
+    let client = reqwest::Client::new();
+    let post = |base: &str, path: &str, bearer: Option<&str>, body: serde_json::Value| {
+        let mut req = client.post(format!("{base}{path}")).json(&body);
+        if let Some(bearer) = bearer {
+            req = req.bearer_auth(bearer);
+        }
+        req.send()
+    };
+
+    // On A: codes, and one session redeemed and waiting for the visitor.
+    let mut made = Vec::new();
+    for _ in 0..50 {
+        let res = post(&a.base, "/v1/codes", None, json!({ "site_key": "demo" }))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        made.push(res.json::<CreateCodeResponse>().await.unwrap());
+    }
+    let session = made.pop().unwrap();
+    let res = post(
+        &a.base,
+        "/v1/agent/redeem",
+        Some(&token),
+        json!({ "code": session.code }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let redeemed: agent_assist_protocol::RedeemResponse = res.json().await.unwrap();
+    a.kill();
+
+    // B carries on: the agent's stream resumes there, the visitor allows
+    // there, and every code A handed out is still live.
+    let events = client
+        .get(b.url(&format!("/v1/sessions/{}/events", session.session_id)))
+        .query(&[("ticket", &redeemed.stream_ticket)])
+        .header("last-event-id", "2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    let mut events = common::SseStream::new(events);
+    let res = post(
+        &b.base,
+        &format!("/v1/sessions/{}/consent", session.session_id),
+        Some(&session.device_token),
+        json!({ "allow": true }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let e = events.next().await.unwrap();
+    assert_eq!((e.seq(), e.status().state), (3, SessionState::Active));
+    for c in &made {
+        let res = post(
+            &b.base,
+            "/v1/agent/redeem",
+            Some(&token),
+            json!({ "code": c.code }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "code {} of A is live on B",
+            c.code
+        );
+    }
+    let res = client
+        .post(b.url(&format!("/v1/sessions/{}/end", session.session_id)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let e = events.next().await.unwrap();
+    assert_eq!(e.status().state, SessionState::Ended);
+}

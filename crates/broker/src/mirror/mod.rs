@@ -14,9 +14,10 @@
 pub mod bucket;
 pub mod capture;
 pub mod check;
+pub mod relay;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
 use agent_assist_protocol::mirror::{View, CLOSE_NOT_ACTIVE};
@@ -27,6 +28,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use self::bucket::TokenBucket;
 use self::check::Verdict;
+use self::relay::{Relay, Relayed};
 use crate::AppState;
 
 /// Most bytes of changes kept after a page, for agents who join later.
@@ -58,6 +60,8 @@ pub const CLOSE_GOING_AWAY: u16 = close_code::AWAY;
 pub struct Mirrors {
     // A std mutex: held for a map lookup, never across an await.
     sessions: Mutex<HashMap<String, Arc<SessionMirror>>>,
+    /// Set when several replicas share the mirror (see [`relay`]).
+    relay: OnceLock<Arc<Relay>>,
 }
 
 impl Mirrors {
@@ -68,6 +72,28 @@ impl Mirrors {
     /// How many sessions have a mirror in memory; for tests.
     pub fn count(&self) -> usize {
         lock(&self.sessions).len()
+    }
+
+    /// Shares the mirrors with the other replicas through `relay`.
+    pub fn set_relay(&self, relay: Arc<Relay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// The sessions whose visitor is not connected here.
+    fn without_visitor(&self) -> Vec<String> {
+        lock(&self.sessions)
+            .iter()
+            .filter(|(_, m)| lock(&m.inner).visitor.is_none())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// A frame another replica relayed for `session_id`.
+    fn relayed(&self, session_id: &str, frame: Relayed) {
+        let mirror = lock(&self.sessions).get(session_id).cloned();
+        if let Some(mirror) = mirror {
+            mirror.apply_relayed(frame);
+        }
     }
 
     fn remove(&self, session_id: &str, mirror: &Arc<SessionMirror>) {
@@ -91,7 +117,13 @@ pub fn attach(state: &AppState, session_id: &str) -> Arc<SessionMirror> {
     if let Some(mirror) = sessions.get(session_id) {
         return Arc::clone(mirror);
     }
-    let mirror = Arc::new(SessionMirror::new(session_id));
+    let mut mirror = SessionMirror::new(session_id);
+    mirror.relay = state.mirrors.relay.get().cloned();
+    let mirror = Arc::new(mirror);
+    if let Some(relay) = &mirror.relay {
+        // Whichever replica the visitor is on answers with its copy.
+        relay.send(session_id, &Relayed::Hello);
+    }
     sessions.insert(session_id.to_owned(), Arc::clone(&mirror));
     tokio::spawn(follow(state.clone(), Arc::clone(&mirror)));
     mirror
@@ -155,6 +187,8 @@ pub struct SessionMirror {
     inner: Mutex<Inner>,
     /// Once set, the close code for every socket of the session.
     closing: watch::Sender<Option<u16>>,
+    /// The other replicas, when there are some.
+    relay: Option<Arc<Relay>>,
 }
 
 #[derive(Debug)]
@@ -168,6 +202,8 @@ struct Inner {
     awaiting_page: bool,
     /// The visitor's current connection, if any.
     visitor: Option<VisitorSlot>,
+    /// The visitor is connected to another replica (as it relayed).
+    remote_online: bool,
     next_connection: u64,
     /// The visitor's rate limits. They belong to the session, not to one
     /// connection, so reconnecting does not refill them.
@@ -206,12 +242,54 @@ impl SessionMirror {
                 ops_bytes: 0,
                 awaiting_page: false,
                 visitor: None,
+                remote_online: false,
                 next_connection: 0,
                 frames: TokenBucket::new(FRAME_BURST, FRAME_RATE, now),
                 bytes: TokenBucket::new(BYTE_BURST, BYTE_RATE, now),
                 views: broadcast::channel(VIEWER_BUFFER).0,
             }),
             closing: watch::channel(None).0,
+            relay: None,
+        }
+    }
+
+    fn relay(&self, frame: &Relayed) {
+        if let Some(relay) = &self.relay {
+            relay.send(&self.session_id, frame);
+        }
+    }
+
+    /// Applies a frame another replica relayed: its copy while the visitor
+    /// is connected there, or a hello from a replica that wants this one's.
+    fn apply_relayed(&self, frame: Relayed) {
+        let mut inner = lock(&self.inner);
+        if inner.visitor.is_some() {
+            // The visitor is here: this copy is the one that counts.
+            if frame == Relayed::Hello {
+                self.relay(&Relayed::Presence(true));
+                self.relay(&Relayed::Reset);
+                if let Some(page) = &inner.page {
+                    self.relay(&Relayed::Page(page.clone()));
+                }
+                for ops in &inner.ops {
+                    self.relay(&Relayed::Ops(ops.clone()));
+                }
+            }
+            return;
+        }
+        match frame {
+            Relayed::Hello => {}
+            Relayed::Reset => inner.clear(),
+            Relayed::Page(text) => inner.keep_page(text),
+            Relayed::Ops(text) => {
+                inner.keep_ops(text);
+            }
+            Relayed::Presence(online) => {
+                if inner.remote_online != online {
+                    inner.remote_online = online;
+                    inner.send(presence(online));
+                }
+            }
         }
     }
 
@@ -231,11 +309,7 @@ impl SessionMirror {
     /// Tells every socket of the session to close with `code`, and drops
     /// the page and its changes.
     fn close(&self, code: u16) {
-        let mut inner = lock(&self.inner);
-        inner.page = None;
-        inner.ops = Vec::new();
-        inner.ops_bytes = 0;
-        drop(inner);
+        lock(&self.inner).clear();
         self.closing.send_replace(Some(code));
     }
 
@@ -255,7 +329,13 @@ impl SessionMirror {
                 // An error only means the old connection has already gone.
                 let _ = old.replaced.send(());
             }
-            None => inner.send(presence(true)),
+            None => {
+                if !inner.remote_online {
+                    inner.send(presence(true));
+                }
+                inner.remote_online = false;
+                self.relay(&Relayed::Presence(true));
+            }
         }
         VisitorConnection {
             mirror: Arc::clone(self),
@@ -270,7 +350,7 @@ impl SessionMirror {
         let inner = lock(&self.inner);
         let rx = inner.views.subscribe();
         let mut first = Vec::with_capacity(2 + inner.ops.len());
-        first.push(presence(inner.visitor.is_some()));
+        first.push(presence(inner.visitor.is_some() || inner.remote_online));
         first.extend(inner.page.iter().cloned());
         first.extend(inner.ops.iter().cloned());
         (first, rx)
@@ -282,6 +362,41 @@ impl Inner {
     fn send(&self, frame: Utf8Bytes) {
         // An error only means no view is open.
         let _ = self.views.send(frame);
+    }
+
+    /// Forgets the page and its changes.
+    fn clear(&mut self) {
+        self.page = None;
+        self.ops = Vec::new();
+        self.ops_bytes = 0;
+    }
+
+    /// A new page: replaces the old one and its changes, and goes to the views.
+    fn keep_page(&mut self, text: Utf8Bytes) {
+        self.clear();
+        self.page = Some(text.clone());
+        self.awaiting_page = false;
+        self.send(text);
+    }
+
+    /// Changes: kept after the page (unless they overflow it) and sent to
+    /// the views.
+    fn keep_ops(&mut self, text: Utf8Bytes) -> Published {
+        let mut published = Published::Done;
+        if !self.awaiting_page && self.page.is_some() {
+            if self.ops_bytes + text.len() > MAX_LOG_BYTES {
+                // Views already open carry on with the changes; a view
+                // that joins now waits for the fresh page.
+                self.clear();
+                self.awaiting_page = true;
+                published = Published::Resync;
+            } else {
+                self.ops_bytes += text.len();
+                self.ops.push(text.clone());
+            }
+        }
+        self.send(text);
+        published
     }
 }
 
@@ -327,32 +442,14 @@ impl VisitorConnection {
             Verdict::Drop => Published::Done,
             Verdict::Page(text) => {
                 let text = Utf8Bytes::from(text);
-                inner.page = Some(text.clone());
-                inner.ops = Vec::new();
-                inner.ops_bytes = 0;
-                inner.awaiting_page = false;
-                inner.send(text);
+                self.mirror.relay(&Relayed::Page(text.clone()));
+                inner.keep_page(text);
                 Published::Done
             }
             Verdict::Ops(text) => {
                 let text = Utf8Bytes::from(text);
-                let mut published = Published::Done;
-                if !inner.awaiting_page && inner.page.is_some() {
-                    if inner.ops_bytes + text.len() > MAX_LOG_BYTES {
-                        // Views already open carry on with the changes; a
-                        // view that joins now waits for the fresh page.
-                        inner.page = None;
-                        inner.ops = Vec::new();
-                        inner.ops_bytes = 0;
-                        inner.awaiting_page = true;
-                        published = Published::Resync;
-                    } else {
-                        inner.ops_bytes += text.len();
-                        inner.ops.push(text.clone());
-                    }
-                }
-                inner.send(text);
-                published
+                self.mirror.relay(&Relayed::Ops(text.clone()));
+                inner.keep_ops(text)
             }
         }
     }
@@ -366,6 +463,7 @@ impl Drop for VisitorConnection {
             // When the whole mirror closes, the views are told that instead.
             if self.mirror.closing.borrow().is_none() {
                 inner.send(presence(false));
+                self.mirror.relay(&Relayed::Presence(false));
             }
         }
     }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use agent_assist_broker::clock::{Clock, ManualClock};
 use agent_assist_broker::config::Config;
-use agent_assist_broker::hub::RedisHub;
 use agent_assist_broker::secrets::{hash_token, new_agent_id, new_api_token};
 use agent_assist_broker::store::redis::RedisStore;
 use agent_assist_broker::store::sqlite::SqliteStore;
@@ -123,10 +122,10 @@ pub const LOGIN_SECRET: &str = "login-secret-0123456789abcdef-0123456789";
 /// State as `serve --store redis://…` makes it: the store and the hub.
 async fn redis_state(url: &str, clock: &Arc<ManualClock>) -> AppState {
     let store: Arc<dyn Store> = Arc::new(RedisStore::open(url).await.expect("Redis store opens"));
-    let hub = RedisHub::start(url, Arc::clone(&store))
+    AppState::new(config(), store, Arc::clone(clock) as Arc<dyn Clock>)
+        .with_redis_replicas(url)
         .await
-        .expect("Redis hub starts");
-    AppState::new(config(), store, Arc::clone(clock) as Arc<dyn Clock>).with_hub(hub)
+        .expect("events and mirrors are shared over Redis")
 }
 
 pub fn config() -> Config {
