@@ -75,26 +75,33 @@ auth_mode = "optional-form"
 }
 
 export class Broker {
-  constructor(port, dir, env = {}) {
+  constructor(port, dir, env = {}, store = null) {
     this.port = port;
     this.dir = dir;
     this.url = `http://127.0.0.1:${port}`;
     this.proc = null;
     this.log = "";
     this.env = env;
+    this.store = store;
   }
 
   /**
    * `env` adds to the broker's environment (e.g. `RUST_LOG`); `origins`
-   * are other origins its sites allow (a site served by site.js).
+   * are other origins its sites allow (a site served by site.js); `store`
+   * a Redis URL to use instead of a SQLite file (see replicas.js).
    */
-  static async start({ env, origins } = {}) {
+  static async start({ env, origins, store } = {}) {
     const port = await freePort();
     const dir = mkdtempSync(path.join(tmpdir(), "agent-assist-e2e-"));
     writeFileSync(path.join(dir, "sites.toml"), sitesToml(port, origins));
-    const broker = new Broker(port, dir, env);
+    const broker = new Broker(port, dir, env, store);
     await broker.spawn();
     return broker;
+  }
+
+  /** Where the broker keeps its state, as its CLI takes it. */
+  get storeArgs() {
+    return this.store ? ["--store", this.store] : ["--db", this.dbPath];
   }
 
   get configPath() {
@@ -119,7 +126,7 @@ export class Broker {
     const args = [
       "serve",
       "--config", this.configPath,
-      "--db", this.dbPath,
+      ...this.storeArgs,
       "--listen", `127.0.0.1:${this.port}`,
       "--www", path.join(ROOT, "www"),
       "--sdk", path.join(ROOT, "pkg/dist"),
@@ -186,7 +193,7 @@ export class Broker {
    * database as the running broker) and resolves to `{ id, token }`.
    */
   async addAgent(name, { site = "demo" } = {}) {
-    const out = await this.cli(["agents", "add", "--config", this.configPath, "--db", this.dbPath, "--site", site, "--name", name]);
+    const out = await this.cli(["agents", "add", "--config", this.configPath, ...this.storeArgs, "--site", site, "--name", name]);
     const field = (key) => out.match(new RegExp(`^${key}=(\\S+)$`, "m"))?.[1];
     const [id, token] = [field("agent_id"), field("token")];
     if (!id || !token) throw new Error(`agents add printed no agent_id/token:\n${out}`);
@@ -195,7 +202,7 @@ export class Broker {
 
   /** Revokes an agent's API token (`agents revoke`). */
   async revokeAgent(id) {
-    await this.cli(["agents", "revoke", "--db", this.dbPath, id]);
+    await this.cli(["agents", "revoke", ...this.storeArgs, id]);
   }
 
   cleanup() {

@@ -1,10 +1,12 @@
 //! `cargo xtask bench`: size of everything the script tag loads, the
 //! broker's figures (`bench/broker.rs`: throughput at a fixed load, raw
 //! store rate, code allocation as the space fills, memory per live code),
-//! and click → code visible in headless Chromium (`tests/e2e/bench.mjs`).
+//! and click → code visible in headless Chromium (`tests/e2e/bench.mjs`);
+//! `--store redis` the broker on Redis (`bench/redis.rs`).
 //! Timings live here, never in tests.
 
 mod broker;
+mod redis;
 
 use crate::{build, cargo, exec, root, step, tools, Result};
 use flate2::{write::GzEncoder, Compression};
@@ -12,11 +14,18 @@ use std::io::Write;
 use std::process::Command;
 
 pub fn run(args: &[String]) -> Result {
-    // `cargo xtask bench broker` runs the broker's part alone (no browser).
+    // `cargo xtask bench broker` runs the broker's part alone (no browser);
+    // `cargo xtask bench --store redis` the broker on Redis.
     let broker_only = match args {
         [] => false,
         [part] if part == "broker" => true,
-        _ => return Err("usage: cargo xtask bench [broker]".into()),
+        [flag, store] if flag == "--store" && store == "redis" => {
+            broker::ensure_oha()?;
+            tools::ensure_redis()?;
+            build_broker()?;
+            return redis::run();
+        }
+        _ => return Err("usage: cargo xtask bench [broker | --store redis]".into()),
     };
     if broker_only {
         broker::ensure_oha()?;

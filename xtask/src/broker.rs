@@ -20,13 +20,23 @@ pub struct Broker {
 impl Broker {
     /// Runs `bin serve` with `config` and `db`, logging to `log`.
     pub fn start(bin: &Path, config: &Path, db: &Path, log: &Path) -> Result<Self> {
+        Self::start_on(bin, config, &["--db".as_ref(), db.as_os_str()], log)
+    }
+
+    /// Runs `bin serve` with `config` and `store` (`--db FILE` or `--store
+    /// URL`), logging to `log`.
+    pub fn start_on(
+        bin: &Path,
+        config: &Path,
+        store: &[&std::ffi::OsStr],
+        log: &Path,
+    ) -> Result<Self> {
         let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let mut child = Command::new(bin)
             .arg("serve")
             .arg("--config")
             .arg(config)
-            .arg("--db")
-            .arg(db)
+            .args(store)
             // Port 0: the broker picks a free one and prints it.
             .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())

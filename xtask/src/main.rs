@@ -31,7 +31,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo     build everything and run the demo at http://127.0.0.1:8080
   test     install what is missing and run every check and test
-  bench    print size and speed figures (`bench broker`: the broker part only)
+  bench    print size and speed figures (`bench broker`: the broker part only;
+           `bench --store redis`: the broker on Redis next to redis-benchmark)
   fuzz     fuzz the broker's API for longer than `test` does (`fuzz 100000`: cases)
   build    build pkg/ (npm package) and pkg/dist/ (script-tag bundle)
   setup    install the tools the other commands need";

@@ -41,7 +41,7 @@ pub fn run(args: &[String]) -> Result {
     if want("schema") {
         tools::ensure_schemathesis()?;
     }
-    if want("native") {
+    if want("native") || want("e2e") {
         tools::ensure_redis()?;
     }
 

@@ -32,16 +32,16 @@ use std::process::Command;
 use std::time::Duration;
 
 /// The `oha` release the bench parses the JSON of.
-const OHA_VERSION: &str = "1.4.1";
+pub(super) const OHA_VERSION: &str = "1.4.1";
 
 /// Fixed offered loads, requests per second, each held for [`LOAD_SECS`].
 const RATES: [u32; 2] = [2_000, 5_000];
-const LOAD_SECS: u32 = 10;
+pub(super) const LOAD_SECS: u32 = 10;
 /// Connections for the fixed loads: enough that 5,000/s never waits for a
 /// free connection unless answers take over 12 ms.
 const FIXED_CONNECTIONS: u32 = 64;
 /// Connections for the closed-loop maximum (as `wrk -c 64` would use).
-const MAX_CONNECTIONS: u32 = 64;
+pub(super) const MAX_CONNECTIONS: u32 = 64;
 /// Live codes made through the API for the memory figure.
 const MEMORY_CODES: u32 = 100_000;
 
@@ -136,7 +136,7 @@ pub fn run() -> Result {
     Ok(())
 }
 
-fn path_arg(p: &Path) -> String {
+pub(super) fn path_arg(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
@@ -178,7 +178,7 @@ fn start_broker(dir: &Path, sites: &[&str]) -> Result<Broker> {
 /// Sites with every limit that could get in the way opened wide: the
 /// longest code lifetime (nothing expires during the run) and visitor mode
 /// (no identity required).
-fn sites_toml(keys: &[&str]) -> String {
+pub(super) fn sites_toml(keys: &[&str]) -> String {
     let mut s = String::from("# Written by `cargo xtask bench`.\n");
     for key in keys {
         s.push_str(&format!(
@@ -194,7 +194,7 @@ fn sites_toml(keys: &[&str]) -> String {
 }
 
 /// How long `oha` sends, and at what pace.
-enum Load {
+pub(super) enum Load {
     /// A fixed number of requests, closed loop.
     Count(u32, u32),
     /// Closed loop for `secs` on `connections`.
@@ -204,7 +204,7 @@ enum Load {
 }
 
 /// `POST /v1/codes` for `site` under `load`; `oha`'s JSON summary.
-fn oha_codes(broker: &Broker, site: &str, load: Load) -> Result<Value> {
+pub(super) fn oha_codes(broker: &Broker, site: &str, load: Load) -> Result<Value> {
     let mut cmd = Command::new(oha());
     cmd.args(["--no-tui", "--json", "-m", "POST"])
         .args(["-T", "application/json"])
@@ -344,7 +344,7 @@ fn http(work: &Path) -> Result<Value> {
     }))
 }
 
-fn machine() -> Value {
+pub(super) fn machine() -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
@@ -415,7 +415,7 @@ fn report(store: Value, space: Value, http: Value) -> Value {
 }
 
 /// `12,345` for 12345.4.
-fn grouped(x: f64) -> String {
+pub(super) fn grouped(x: f64) -> String {
     let digits = format!("{:.0}", x.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -48,9 +48,9 @@ pub use checkpoint::{CheckpointCounts, Checkpointer, WalLimits};
 use writer::Writer;
 
 use super::{
-    AgentRecord, Change, CreateLimited, CreateOutcome, CreateScope, NewAgent, NewSession,
-    RedeemAttempt, RedeemStart, RevokeOutcome, Session, SessionEvent, SessionUpdate, Store,
-    StoreError, VisitorClaim, VisitorHistory, VisitorRecord,
+    plan_visitor, AgentRecord, Change, CreateLimited, CreateOutcome, CreateScope, NewAgent,
+    NewSession, RedeemAttempt, RedeemStart, RevokeOutcome, Session, SessionEvent, SessionUpdate,
+    Store, StoreError, VisitorClaim, VisitorHistory, VisitorRecord,
 };
 use crate::lifecycle::{self, Event, IllegalTransition};
 use crate::limits::{self, Counted, Lock};
@@ -625,21 +625,6 @@ fn update_visitor(conn: &Connection, v: &VisitorRecord) -> Result<(), StoreError
     Ok(())
 }
 
-/// A new record for `site_key`, first seen at `now_ms`.
-fn new_visitor(site_key: &str, kind: IdentityKind, now_ms: u64) -> VisitorRecord {
-    VisitorRecord {
-        id: secrets::new_session_id(),
-        site_key: site_key.to_owned(),
-        kind,
-        visitor_id: None,
-        user_id: None,
-        name: None,
-        email: None,
-        custom_data: BTreeMap::new(),
-        first_seen: now_ms,
-    }
-}
-
 /// Finds or makes the visitor record a new session of `site_key` belongs
 /// to, merging as [`Store::create_session`] says; returns the record's id
 /// and how many sessions were merged into it. Runs inside the caller's
@@ -812,100 +797,40 @@ fn resolve_visitor(
     claim: &VisitorClaim,
     now_ms: u64,
 ) -> Result<(String, u64), StoreError> {
-    if let Some(user) = &claim.verified {
-        let mut record = match find_visitor(conn, site_key, "user_id", &user.user_id)? {
-            Some(mut record) => {
-                // The newest signed claims are the site's word on its user
-                // now; a claim left out keeps what was known.
-                record.kind = IdentityKind::Verified;
-                if user.name.is_some() {
-                    record.name.clone_from(&user.name);
-                }
-                if user.email.is_some() {
-                    record.email.clone_from(&user.email);
-                }
-                if !user.custom_data.is_empty() {
-                    record.custom_data.clone_from(&user.custom_data);
-                }
-                update_visitor(conn, &record)?;
-                record
-            }
-            None => {
-                let mut record = new_visitor(site_key, IdentityKind::Verified, now_ms);
-                record.user_id = Some(user.user_id.clone());
-                record.name.clone_from(&user.name);
-                record.email.clone_from(&user.email);
-                record.custom_data.clone_from(&user.custom_data);
-                insert_visitor(conn, &record)?;
-                record
-            }
-        };
-        let mut merged = 0;
-        let anonymous = match &claim.visitor_id {
-            Some(visitor_id) => find_visitor(conn, site_key, "visitor_id", visitor_id)?,
-            None => None,
-        };
-        // Only an anonymous record merges: a typed one holds what someone
-        // typed, unverified, and must never join a verified user's history.
-        if let Some(anonymous) = anonymous.filter(|a| a.kind == IdentityKind::Anonymous) {
-            merged = conn
-                .prepare_cached("UPDATE sessions SET visitor = ?2 WHERE visitor = ?1")
-                .and_then(|mut st| st.execute(params![anonymous.id, record.id]))
-                .map_err(backend)? as u64;
-            // The user's record wins; the anonymous one fills its blanks.
-            if record.name.is_none() {
-                record.name = anonymous.name;
-            }
-            if record.email.is_none() {
-                record.email = anonymous.email;
-            }
-            for (key, value) in anonymous.custom_data {
-                record.custom_data.entry(key).or_insert(value);
-            }
-            record.first_seen = record.first_seen.min(anonymous.first_seen);
-            update_visitor(conn, &record)?;
-            conn.prepare_cached("DELETE FROM visitors WHERE id = ?1")
-                .and_then(|mut st| st.execute([&anonymous.id]))
-                .map_err(backend)?;
-        }
-        return Ok((record.id, merged));
-    }
-
-    let found = match &claim.visitor_id {
+    let by_user = match &claim.verified {
+        Some(user) => find_visitor(conn, site_key, "user_id", &user.user_id)?,
+        None => None,
+    };
+    let by_visitor = match &claim.visitor_id {
         Some(visitor_id) => find_visitor(conn, site_key, "visitor_id", visitor_id)?,
         None => None,
     };
-    let record = match found {
-        Some(mut record) => {
-            if let Some(typed) = &claim.typed {
-                // What the visitor typed last is what they go by now.
-                record.kind = IdentityKind::Typed;
-                if typed.name.is_some() {
-                    record.name.clone_from(&typed.name);
-                }
-                if typed.email.is_some() {
-                    record.email.clone_from(&typed.email);
-                }
-                update_visitor(conn, &record)?;
-            }
-            record
-        }
-        None => {
-            let kind = match claim.typed {
-                Some(_) => IdentityKind::Typed,
-                None => IdentityKind::Anonymous,
-            };
-            let mut record = new_visitor(site_key, kind, now_ms);
-            record.visitor_id.clone_from(&claim.visitor_id);
-            if let Some(typed) = &claim.typed {
-                record.name.clone_from(&typed.name);
-                record.email.clone_from(&typed.email);
-            }
-            insert_visitor(conn, &record)?;
-            record
-        }
-    };
-    Ok((record.id, 0))
+    let plan = plan_visitor(
+        site_key,
+        claim,
+        by_user,
+        by_visitor,
+        now_ms,
+        secrets::new_session_id,
+    );
+    // A record found and left as it was (an anonymous visitor coming back)
+    // is not written again.
+    if !plan.existed {
+        insert_visitor(conn, &plan.record)?;
+    } else if claim.verified.is_some() || claim.typed.is_some() {
+        update_visitor(conn, &plan.record)?;
+    }
+    let mut merged = 0;
+    if let Some(anonymous) = &plan.merge {
+        merged = conn
+            .prepare_cached("UPDATE sessions SET visitor = ?2 WHERE visitor = ?1")
+            .and_then(|mut st| st.execute(params![anonymous.id, plan.record.id]))
+            .map_err(backend)? as u64;
+        conn.prepare_cached("DELETE FROM visitors WHERE id = ?1")
+            .and_then(|mut st| st.execute([&anonymous.id]))
+            .map_err(backend)?;
+    }
+    Ok((plan.record.id, merged))
 }
 
 /// How a ticket reads at `now_ms`: a timeout that is due but not yet
