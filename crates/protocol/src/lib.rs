@@ -68,9 +68,14 @@ pub enum AuthMode {
     OptionalForm,
 }
 
-/// `POST /v1/codes`: the visitor asks for a support code.
+/// `POST /v1/codes`: the visitor asks for a support code. What the visitor
+/// typed (`visitor`) and a signed identity (`identity`) exclude each other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(extend("not" = { "required": ["visitor", "identity"] }))
+)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCodeRequest {
     /// The public key of the site the widget is embedded in.
