@@ -154,6 +154,12 @@ impl RedisHub {
 impl Hub for RedisHub {
     fn publish(&self, event: &SessionEvent) {
         self.local.publish(event);
+        if event.seq == 1 {
+            // A session's first event is committed before anyone can know
+            // the session: a stream opened since, on any replica, read it
+            // from the store.
+            return;
+        }
         let message = json!({
             "r": self.replica,
             "id": event.session_id,

@@ -157,6 +157,39 @@ async fn creation_limits_are_counted_across_replicas() {
 }
 
 #[tokio::test]
+async fn an_agent_guessing_on_both_replicas_is_locked_on_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_redis, a, b) = two_replicas(dir.path()).await;
+    let (_, token) = a.add_agent("demo", "Mallory").await;
+    // Five wrong codes, alternating replicas: the limit counts them all.
+    for i in 0..5 {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        assert_refused(
+            replica.post_redeem(&token, "000000").await,
+            ErrorCode::NoSuchCode,
+        )
+        .await;
+    }
+    for replica in [&a, &b] {
+        let res = replica.post_redeem(&token, "000000").await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry: u32 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(retry, 600, "the 10-minute window, from the first failure");
+    }
+    // Even a live code is refused while locked, on either replica.
+    let live = b.create("demo").await;
+    assert_refused(
+        a.post_redeem(&token, &live.code).await,
+        ErrorCode::RateLimited,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn redis_down_gives_clear_503s_and_service_resumes_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (redis, a, b) = two_replicas(dir.path()).await;

@@ -79,7 +79,7 @@ fn oha_version() -> Option<String> {
 
 /// `oha` from `PATH`, else from cargo's own bin folder (where `cargo install`
 /// puts it, which a fresh shell may not have on `PATH` yet).
-fn oha() -> PathBuf {
+pub(super) fn oha() -> PathBuf {
     if output(Command::new("oha").arg("--version")).is_some() {
         return PathBuf::from("oha");
     }

@@ -12,7 +12,7 @@
 //! The budget: codes/s through the broker ≥ half of that SET NX rate.
 
 use super::broker::{
-    grouped, machine, oha_codes, sites_toml, Load, LOAD_SECS, MAX_CONNECTIONS, OHA_VERSION,
+    grouped, machine, oha, oha_codes, sites_toml, Load, LOAD_SECS, MAX_CONNECTIONS, OHA_VERSION,
 };
 use crate::broker::Broker;
 use crate::{root, step, Result};
@@ -122,6 +122,20 @@ fn set_nx_rate(redis: &RedisServer) -> Result<f64> {
         .ok_or_else(|| format!("redis-benchmark printed no rate: {text}"))
 }
 
+/// The broker's HTTP stack alone: `GET /healthz` (no store) closed loop,
+/// requests per second; what no store could take a code request past.
+fn http_ceiling(broker: &Broker) -> Result<f64> {
+    let out = Command::new(oha())
+        .args(["--no-tui", "--json", "-z", &format!("{LOAD_SECS}s")])
+        .args(["-c", &MAX_CONNECTIONS.to_string()])
+        .arg(format!("{}/healthz", broker.url))
+        .output()
+        .map_err(|e| format!("could not start oha: {e}"))?;
+    let report: Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("oha printed no JSON ({e})"))?;
+    Ok(report["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0))
+}
+
 pub fn run() -> Result {
     let work = root().join("target/bench/redis-run");
     let _ = std::fs::remove_dir_all(&work);
@@ -169,9 +183,15 @@ pub fn run() -> Result {
                 },
             )?;
             fixed["offered_per_sec"] = json!(FIXED_RATE);
+            let healthz = http_ceiling(&broker)?;
             let rss = broker.rss()?;
             broker.stop()?;
-            Ok(json!({ "max": max, "fixed": fixed, "broker_rss_bytes": rss }))
+            Ok(json!({
+                "max": max,
+                "fixed": fixed,
+                "healthz_per_sec": healthz,
+                "broker_rss_bytes": rss,
+            }))
         },
     )?;
     let num = |v: &Value| v.as_f64().unwrap_or(0.0);
@@ -225,6 +245,26 @@ pub fn run() -> Result {
         format!("{:.0} %", share * 100.0),
         "≥ 50 %",
         if share >= BUDGET_SHARE { "✓" } else { "✗" },
+    );
+    let healthz = num(&http["healthz_per_sec"]);
+    row(
+        "the HTTP stack alone (GET /healthz)",
+        format!("{}/s", grouped(healthz)),
+        "",
+        "",
+    );
+    row(
+        "  its share of the SET NX rate",
+        format!(
+            "{:.0} %",
+            if set_nx > 0.0 {
+                healthz / set_nx * 100.0
+            } else {
+                0.0
+            }
+        ),
+        "",
+        "",
     );
     row(
         &format!(

@@ -16,8 +16,9 @@
 //! pointer to nothing is harmless and expires):
 //! - `S sess:<id>` (hash) a session; `S ev:<id>` (list) its events, `seq`
 //!   = position; `S code:<hash>` the session holding a code;
-//! - `S live` / `S due` (sorted sets) live codes by expiry, sessions by
-//!   their next deadline (what the sweep reads); `S n` sessions made;
+//! - `S live` / `S due` (sorted sets) pending sessions by their code's
+//!   expiry, authorizing ones by their prompt's (what the sweep reads);
+//!   `S n` sessions made;
 //! - `S v:<id>` (hash: `ver`, `rec`) a visitor record; `S vid:<visitor id>`
 //!   and `S uid:<user id>` find it; `S vs:<id>` its sessions by creation;
 //!   `S vl:<id>`, `S vr:<id>`, `S al:<address>`, `S ar:<address>` the live
@@ -60,6 +61,9 @@ pub const RETAIN_MS: u64 = 30 * limits::DAY_MS;
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Candidate codes tried in a code request's first script call.
+const FIRST_CANDIDATES: usize = 8;
 
 /// How many times a change is decided again after losing a race.
 const MAX_RETRIES: usize = 16;
@@ -105,6 +109,8 @@ pub struct RedisStore {
     /// Sessions' sites, as their pointers said (a session's site never
     /// changes, so this never goes stale).
     sites: Mutex<HashMap<String, String>>,
+    /// The sites this replica has added to `aa:sites`.
+    known_sites: Mutex<std::collections::HashSet<String>>,
     scripts: Scripts,
 }
 
@@ -302,10 +308,10 @@ fn parse_session(id: &str, f: &HashMap<String, String>) -> Result<Session, Store
     })
 }
 
-/// The session's next deadline, which the sweep looks for.
+/// The consent prompt's deadline, which the sweep looks for in `S due`
+/// (a pending code's is its score in `S live`).
 fn deadline(s: &Session) -> Option<u64> {
     match s.state {
-        SessionState::Pending => Some(s.expires_at),
         SessionState::Authorizing => s.consent_expires_at,
         _ => None,
     }
@@ -442,10 +448,21 @@ impl RedisStore {
                 "{SECRET_KEY} is not {CODE_SECRET_LEN} bytes of hex"
             ))
         })?;
+        // Loaded once here, so the first requests do not all miss them (a
+        // Redis that restarts forgets them; they are loaded again then).
+        for code in [CREATE, APPLY, REDEEM, HISTORY, LOOKUP, LIVE_CODE, REVOKE] {
+            let _: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(code)
+                .query_async(&mut conn)
+                .await
+                .map_err(err)?;
+        }
         Ok(RedisStore {
             conn,
             hasher: CodeHasher::new(&key),
             sites: Mutex::new(HashMap::new()),
+            known_sites: Mutex::new(std::collections::HashSet::new()),
             scripts: Scripts {
                 create: Script::new(CREATE),
                 apply: Script::new(APPLY),
@@ -672,7 +689,11 @@ impl RedisStore {
 
     /// One try at [`Store::create_session`]; `None` when a visitor record
     /// changed between the read and the write.
-    async fn try_create(&self, new: &NewSession) -> Result<Option<CreateOutcome>, StoreError> {
+    async fn try_create(
+        &self,
+        new: &NewSession,
+        codes: &[String],
+    ) -> Result<Option<CreateOutcome>, StoreError> {
         let p = prefix(&new.site_key);
         let [(user_index, user_ver, by_user), (vid_index, vid_ver, by_visitor)] =
             self.lookup(&p, new).await?;
@@ -769,7 +790,7 @@ impl RedisStore {
             .key(format!("{p}vr:{merge_id}"))
             .key(vid.map_or_else(|| format!("{p}none"), |v| format!("{p}vid:{v}")))
             .key(uid.map_or_else(|| format!("{p}none"), |u| format!("{p}uid:{u}")));
-        for code in &new.codes {
+        for code in codes {
             inv.key(format!(
                 "{p}code:{}",
                 hex::encode(self.hasher.hash(&new.site_key, code))
@@ -797,6 +818,13 @@ impl RedisStore {
             .arg(format!("{p}sess:"))
             .arg(&vid_index)
             .arg(&user_index)
+            .arg(
+                if plan.record.visitor_id.is_some() || plan.record.user_id.is_some() {
+                    "1"
+                } else {
+                    "0"
+                },
+            )
             .arg(fields.len() * 2);
         for (k, v) in &fields {
             inv.arg(*k).arg(v);
@@ -807,7 +835,7 @@ impl RedisStore {
                 let index = answer.get(1).and_then(int).unwrap_or(0);
                 let code = usize::try_from(index - 1)
                     .ok()
-                    .and_then(|i| new.codes.get(i))
+                    .and_then(|i| codes.get(i))
                     .ok_or_else(|| corrupt("create script chose no candidate"))?;
                 CreateOutcome::Created {
                     code: code.clone(),
@@ -877,7 +905,13 @@ impl Store for RedisStore {
         // The pointers first, in the same round trip: if the session is
         // never written they point to nothing, and are dropped below.
         let ticket_ttl = new.ticket_expires_at.saturating_sub(new.created_at) + 60_000;
-        let () = redis::pipe()
+        let new_site = !self
+            .known_sites
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&new.site_key);
+        let mut pointers = redis::pipe();
+        pointers
             .cmd("SET")
             .arg(sid_key(&new.id))
             .arg(&new.site_key)
@@ -889,16 +923,34 @@ impl Store for RedisStore {
             .arg(format!("{} {}", new.id, new.ticket_expires_at))
             .arg("PX")
             .arg(ticket_ttl)
-            .ignore()
-            .cmd("SADD")
-            .arg(SITES_KEY)
-            .arg(&new.site_key)
-            .ignore()
-            .query_async(&mut self.conn())
-            .await
-            .map_err(err)?;
+            .ignore();
+        if new_site {
+            pointers
+                .cmd("SADD")
+                .arg(SITES_KEY)
+                .arg(&new.site_key)
+                .ignore();
+        }
+        let () = pointers.query_async(&mut self.conn()).await.map_err(err)?;
+        if new_site {
+            self.known_sites
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(new.site_key.clone());
+        }
+        // A few candidates first: each is a key the script is handed, and
+        // in a code space that is not crowded the first is free. All of
+        // them only if those are all taken.
+        let mut codes = &new.codes[..new.codes.len().min(FIRST_CANDIDATES)];
         for _ in 0..MAX_RETRIES {
-            if let Some(outcome) = self.try_create(&new).await? {
+            let outcome = match self.try_create(&new, codes).await? {
+                Some(CreateOutcome::CodeTaken) if codes.len() < new.codes.len() => {
+                    codes = &new.codes;
+                    continue;
+                }
+                outcome => outcome,
+            };
+            if let Some(outcome) = outcome {
                 if matches!(outcome, CreateOutcome::Created { .. }) {
                     self.remember_site(&new.id, &new.site_key);
                 } else {
@@ -932,6 +984,7 @@ impl Store for RedisStore {
                 .key(format!("{p}sess:{session_id}"))
                 .arg(&p)
                 .arg(max_tickets.max(1))
+                .arg(session_id)
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(err)?,
@@ -1010,8 +1063,18 @@ impl Store for RedisStore {
     async fn sweep_expired(&self, now_ms: u64) -> Result<Vec<SessionEvent>, StoreError> {
         let mut events = Vec::new();
         for site in self.sites().await? {
-            let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-                .arg(format!("{}due", prefix(&site)))
+            let p = prefix(&site);
+            // Codes that ran out (`live`) and prompts that did (`due`).
+            let (expired, timed_out): (Vec<String>, Vec<String>) = redis::pipe()
+                .cmd("ZRANGEBYSCORE")
+                .arg(format!("{p}live"))
+                .arg("-inf")
+                .arg(now_ms)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(1000)
+                .cmd("ZRANGEBYSCORE")
+                .arg(format!("{p}due"))
                 .arg("-inf")
                 .arg(now_ms)
                 .arg("LIMIT")
@@ -1020,16 +1083,22 @@ impl Store for RedisStore {
                 .query_async(&mut self.conn())
                 .await
                 .map_err(err)?;
-            for id in due {
+            for id in expired.into_iter().chain(timed_out) {
                 self.remember_site(&id, &site);
                 match self.update(&id, None, now_ms).await? {
                     Some(update) => events.extend(update.events),
                     None => {
-                        // Its record is gone (kept past its time): so is
-                        // its deadline.
-                        let _: () = redis::cmd("ZREM")
-                            .arg(format!("{}due", prefix(&site)))
+                        // Its record is gone (kept past its time): so are
+                        // its entries.
+                        let () = redis::pipe()
+                            .cmd("ZREM")
+                            .arg(format!("{p}live"))
                             .arg(&id)
+                            .ignore()
+                            .cmd("ZREM")
+                            .arg(format!("{p}due"))
+                            .arg(&id)
+                            .ignore()
                             .query_async(&mut self.conn())
                             .await
                             .map_err(err)?;

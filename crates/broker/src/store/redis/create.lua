@@ -14,7 +14,8 @@
 --   13 visitor-id index value ("" = leave, "-" = delete), 14 user-id index
 --   value ("" = leave), 15 first event JSON, 16 retention ms,
 --   17 session prefix (for holders' records), 18 visitor-id index read
---   ("" = none), 19 user-id index read, 20 field count, 21.. fields
+--   ("" = none), 19 user-id index read, 20 the record can be found again
+--   (it has a visitor or user id: 1/0), 21 field count, 22.. fields
 -- Returns {"ok", code index, merged} | {"taken"} | {"limited", scope, until}
 -- | {"retry"} (a visitor record changed since it was read).
 local now = tonumber(ARGV[1])
@@ -62,8 +63,8 @@ if ARGV[9] == '1' then
 end
 local site_live = tonumber(ARGV[8])
 if site_live > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  if redis.call('ZCARD', KEYS[3]) >= site_live then
+  -- Expired members stay until the sweep ends their sessions.
+  if redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf') >= site_live then
     return {'limited', 'site_live', now + minute}
   end
 end
@@ -111,7 +112,7 @@ if ARGV[14] ~= '' then redis.call('SET', KEYS[17], ARGV[14], 'PX', retain) end
 
 -- The session, its code, its first event and the indexes that count it.
 local fields = {}
-for i = 21, 20 + tonumber(ARGV[20]) do fields[#fields + 1] = ARGV[i] end
+for i = 22, 21 + tonumber(ARGV[21]) do fields[#fields + 1] = ARGV[i] end
 fields[#fields + 1] = 'code'
 fields[#fields + 1] = string.match(KEYS[chosen], 'code:(%x+)$')
 redis.call('HSET', KEYS[1], unpack(fields))
@@ -119,14 +120,19 @@ keep(KEYS[1])
 local created = now
 local ttl = math.max(expires - now, 0) + minute
 redis.call('SET', KEYS[chosen], sid, 'PX', ttl)
+-- The site's live codes, by expiry: also what the sweep reads for codes
+-- that run out.
 redis.call('ZADD', KEYS[3], expires, sid)
-redis.call('ZADD', KEYS[4], expires, sid)
-redis.call('ZADD', KEYS[7], created, sid)
-keep(KEYS[7])
-redis.call('ZADD', KEYS[8], expires, sid)
-redis.call('ZADD', KEYS[9], created, sid)
-redis.call('PEXPIRE', KEYS[8], ttl)
-redis.call('PEXPIRE', KEYS[9], ttl)
+-- A record of its own (no visitor or user id) is never found again: its
+-- history is this session, and no limit counts it.
+if ARGV[20] == '1' then
+  redis.call('ZADD', KEYS[7], created, sid)
+  keep(KEYS[7])
+  redis.call('ZADD', KEYS[8], expires, sid)
+  redis.call('ZADD', KEYS[9], created, sid)
+  redis.call('PEXPIRE', KEYS[8], ttl)
+  redis.call('PEXPIRE', KEYS[9], ttl)
+end
 if ARGV[9] == '1' then
   redis.call('ZADD', KEYS[10], expires, sid)
   redis.call('ZADD', KEYS[11], created, sid)
