@@ -32,7 +32,7 @@ pub enum AdminError {
     InvalidName(String),
     #[error("no agent has the id {0:?}")]
     UnknownAgent(String),
-    #[error("cannot use the database: {0}")]
+    #[error("cannot use the store (the database or Redis): {0}")]
     Store(#[from] StoreError),
 }
 
