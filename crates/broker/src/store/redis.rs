@@ -109,8 +109,6 @@ pub struct RedisStore {
     /// Sessions' sites, as their pointers said (a session's site never
     /// changes, so this never goes stale).
     sites: Mutex<HashMap<String, String>>,
-    /// The sites this replica has added to `aa:sites`.
-    known_sites: Mutex<std::collections::HashSet<String>>,
     scripts: Scripts,
 }
 
@@ -462,7 +460,6 @@ impl RedisStore {
             conn,
             hasher: CodeHasher::new(&key),
             sites: Mutex::new(HashMap::new()),
-            known_sites: Mutex::new(std::collections::HashSet::new()),
             scripts: Scripts {
                 create: Script::new(CREATE),
                 apply: Script::new(APPLY),
@@ -905,11 +902,6 @@ impl Store for RedisStore {
         // The pointers first, in the same round trip: if the session is
         // never written they point to nothing, and are dropped below.
         let ticket_ttl = new.ticket_expires_at.saturating_sub(new.created_at) + 60_000;
-        let new_site = !self
-            .known_sites
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&new.site_key);
         let mut pointers = redis::pipe();
         pointers
             .cmd("SET")
@@ -924,20 +916,14 @@ impl Store for RedisStore {
             .arg("PX")
             .arg(ticket_ttl)
             .ignore();
-        if new_site {
-            pointers
-                .cmd("SADD")
-                .arg(SITES_KEY)
-                .arg(&new.site_key)
-                .ignore();
-        }
+        // Every time, not once per replica: a Redis that lost its data
+        // must still learn which sites the sweep looks at.
+        pointers
+            .cmd("SADD")
+            .arg(SITES_KEY)
+            .arg(&new.site_key)
+            .ignore();
         let () = pointers.query_async(&mut self.conn()).await.map_err(err)?;
-        if new_site {
-            self.known_sites
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(new.site_key.clone());
-        }
         // A few candidates first: each is a key the script is handed, and
         // in a code space that is not crowded the first is free. All of
         // them only if those are all taken.
