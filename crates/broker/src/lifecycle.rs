@@ -100,6 +100,21 @@ pub fn due_timeout(
     }
 }
 
+/// A session's state and end reason as of `now_ms`, with a timeout that is
+/// due but not yet applied shown as applied (as every other reader will
+/// see it), for reads that do not write.
+pub fn as_of(
+    state: SessionState,
+    end_reason: Option<EndReason>,
+    expires_at: u64,
+    consent_expires_at: Option<u64>,
+    now_ms: u64,
+) -> (SessionState, Option<EndReason>) {
+    due_timeout(state, expires_at, consent_expires_at, now_ms)
+        .and_then(|event| next(state, event).ok())
+        .unwrap_or((state, end_reason))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -259,36 +259,14 @@ async fn redis_down_gives_clear_503s_and_service_resumes_without_a_restart() {
     );
 }
 
-/// `agents add --store URL`, as an operator adds an agent to replicas on
-/// Redis; returns the token.
-fn add_agent_on(dir: &std::path::Path, url: &str) -> String {
-    common::process::prepare(dir);
-    let out = std::process::Command::new(common::process::BIN)
-        .args([
-            "agents", "add", "--site", "demo", "--name", "Dana", "--config",
-        ])
-        .arg(dir.join("sites.toml"))
-        .args(["--store", url])
-        .output()
-        .expect("agents add runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix("token="))
-        .unwrap_or_else(|| panic!("no token= line in {text:?}"))
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_session_leaves_everything_it_acknowledged_to_the_other() {
     use common::process::BrokerProcess;
     let dir = tempfile::tempdir().unwrap();
     let redis = RedisServer::start_tcp(dir.path());
-    let token = add_agent_on(dir.path(), &redis.url());
+    let url = redis.url();
+    let token =
+        common::process::add_agent_on(dir.path(), "Dana", &["--store".as_ref(), url.as_ref()]);
     let store = ["--store", &redis.url()];
     let mut a = BrokerProcess::start(dir.path(), &store);
     let b = BrokerProcess::start(dir.path(), &store);

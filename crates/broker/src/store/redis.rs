@@ -991,16 +991,15 @@ impl Store for RedisStore {
             let row = array(row)?;
             let s = |i: usize| row.get(i).and_then(text).unwrap_or_default();
             let n = |i: usize| s(i).parse::<u64>().ok();
-            let mut state = SessionState::from_name(&s(2))
+            let state = SessionState::from_name(&s(2))
                 .ok_or_else(|| corrupt(format!("session {} has no state", s(0))))?;
-            let mut end_reason = EndReason::from_name(&s(3));
-            // A timeout that is due but not applied yet reads as applied,
-            // as every other reader would see it.
-            if let Some(event) = lifecycle::due_timeout(state, n(5).unwrap_or(0), n(6), now_ms) {
-                if let Ok((to, reason)) = lifecycle::next(state, event) {
-                    (state, end_reason) = (to, reason);
-                }
-            }
+            let (state, end_reason) = lifecycle::as_of(
+                state,
+                EndReason::from_name(&s(3)),
+                n(5).unwrap_or(0),
+                n(6),
+                now_ms,
+            );
             let agent_name = s(4);
             tickets.push(Ticket {
                 session_id: s(0),

@@ -837,9 +837,9 @@ fn resolve_visitor(
 /// applied is shown as applied, as every other reader would see it.
 fn read_ticket(row: &Row<'_>, now_ms: u64) -> rusqlite::Result<Ticket> {
     let state: String = row.get(2)?;
-    let mut state =
+    let state =
         SessionState::from_name(&state).ok_or_else(|| bad_column(2, format!("state {state:?}")))?;
-    let mut end_reason = match row.get::<_, Option<String>>(3)? {
+    let end_reason = match row.get::<_, Option<String>>(3)? {
         None => None,
         Some(r) => Some(
             EndReason::from_name(&r).ok_or_else(|| bad_column(3, format!("end_reason {r:?}")))?,
@@ -847,11 +847,8 @@ fn read_ticket(row: &Row<'_>, now_ms: u64) -> rusqlite::Result<Ticket> {
     };
     let expires_at = ms_column(row, 5)?;
     let consent_expires_at = opt_ms_column(row, 6)?;
-    if let Some(event) = lifecycle::due_timeout(state, expires_at, consent_expires_at, now_ms) {
-        if let Ok((to, reason)) = lifecycle::next(state, event) {
-            (state, end_reason) = (to, reason);
-        }
-    }
+    let (state, end_reason) =
+        lifecycle::as_of(state, end_reason, expires_at, consent_expires_at, now_ms);
     Ok(Ticket {
         session_id: row.get(0)?,
         created_at: ms_column(row, 1)?,

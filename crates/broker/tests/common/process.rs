@@ -167,14 +167,22 @@ impl BrokerProcess {
 /// Adds an agent to site `demo` with the binary's `agents add`, as an
 /// operator would; returns the API token it prints once.
 pub fn add_agent(dir: &Path, name: &str) -> String {
+    add_agent_on(
+        dir,
+        name,
+        &["--db".as_ref(), dir.join("broker.sqlite3").as_os_str()],
+    )
+}
+
+/// [`add_agent`] on the store `store` names (`--db FILE`, `--store URL`).
+pub fn add_agent_on(dir: &Path, name: &str, store: &[&std::ffi::OsStr]) -> String {
     prepare(dir);
     let out = Command::new(BIN)
         .args([
             "agents", "add", "--site", "demo", "--name", name, "--config",
         ])
         .arg(dir.join("sites.toml"))
-        .arg("--db")
-        .arg(dir.join("broker.sqlite3"))
+        .args(store)
         .output()
         .expect("agents add runs");
     assert!(
