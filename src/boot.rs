@@ -45,14 +45,21 @@ pub struct Boot {
     intent: Vec<Listener>,
     /// The modal, opened at the click, until the widget module takes it.
     pending: Option<Pending>,
+    /// The host's variables and the link (src/ui/link.css, from the JS side).
+    link_css: String,
 }
 
 #[wasm_bindgen]
 impl Boot {
     /// Checks `config` (throws an `Error` with `code: "config"` naming the
-    /// field at fault).
+    /// field at fault). `link_css`: the link's stylesheet.
     #[wasm_bindgen(constructor)]
-    pub fn new(config: JsValue, on_click: Function, on_intent: Function) -> Result<Boot, JsValue> {
+    pub fn new(
+        config: JsValue,
+        on_click: Function,
+        on_intent: Function,
+        link_css: String,
+    ) -> Result<Boot, JsValue> {
         Ok(Boot {
             config: Config::from_page(&config)?,
             doc: crate::mount::document()?,
@@ -63,6 +70,7 @@ impl Boot {
             link: None,
             intent: Vec::new(),
             pending: None,
+            link_css,
         })
     }
 
@@ -75,23 +83,32 @@ impl Boot {
         let root = self.ensure_host()?.root.clone();
         if self.link.is_none() {
             let label = self.config.strings.get(crate::i18n::Text::Link);
-            let on_click = self.on_click.clone();
-            let link = FooterLink::new(&self.doc, &root, label, move || {
-                let _ = on_click.call0(&JsValue::NULL);
-            });
-            // A pointer over the link or focus on it says a click may come:
-            // the widget module can be fetched now and be here for it.
-            for event in ["pointerenter", "focus"] {
-                let on_intent = self.on_intent.clone();
-                self.intent
-                    .push(Listener::new(&link.button, event, move |_| {
-                        let _ = on_intent.call0(&JsValue::NULL);
-                    }));
-            }
-            self.link = Some(link);
-            self.update_link();
+            let button = crate::ui::footer_link::draw(&self.doc, &root, label);
+            self.take_link(button);
         }
-        Ok(self.host.as_ref().ok_or(Error::Destroyed)?.mount(&parent)?)
+        let host = self.host.as_ref().ok_or(Error::Destroyed)?;
+        // Already there (the link the script tag drew, or a second call):
+        // it keeps its place rather than moving to the end.
+        if host.element.parent_element().as_ref() != Some(&parent) {
+            host.mount(&parent)?;
+        }
+        Ok(())
+    }
+
+    /// Takes over the host element and link the script tag drew before
+    /// this module was here (`src/js/loader.js`), in place: the label,
+    /// language and appearance become the checked config's, and the link
+    /// answers from now on.
+    pub fn adopt(&mut self, element: Element) -> Result<(), JsValue> {
+        let host = Host::adopt(element)?;
+        Host::dress(&host.element, self.config.theme, self.config.strings.lang);
+        let button = host.link_button();
+        self.host = Some(host);
+        if let Some(button) = button {
+            button.set_text_content(Some(self.config.strings.get(crate::i18n::Text::Link)));
+            self.take_link(button);
+        }
+        Ok(())
     }
 
     /// Throws `identity_required` on a `code` site before `identify()`: there
@@ -213,6 +230,25 @@ impl Boot {
         self.config.auth == AuthMode::Code && !self.identified
     }
 
+    /// Makes `button` this widget's link: its clicks open the modal, and a
+    /// pointer over it or focus on it says a click may come, so the widget
+    /// module can be fetched now and be here for it.
+    fn take_link(&mut self, button: Element) {
+        let on_click = self.on_click.clone();
+        let link = FooterLink::adopt(button, move || {
+            let _ = on_click.call0(&JsValue::NULL);
+        });
+        for event in ["pointerenter", "focus"] {
+            let on_intent = self.on_intent.clone();
+            self.intent
+                .push(Listener::new(&link.button, event, move |_| {
+                    let _ = on_intent.call0(&JsValue::NULL);
+                }));
+        }
+        self.link = Some(link);
+        self.update_link();
+    }
+
     fn update_link(&self) {
         if let Some(link) = self.link.as_ref() {
             link.set_hidden(self.awaits_identity());
@@ -221,12 +257,12 @@ impl Boot {
 
     fn ensure_host(&mut self) -> Result<&Host> {
         let (theme, lang) = (self.config.theme, self.config.strings.lang);
-        Host::ensure(&mut self.host, &self.doc, theme, lang)
+        Host::ensure(&mut self.host, &self.doc, theme, lang, &self.link_css)
     }
 
     fn ensure_mounted(&mut self) -> Result<&Host> {
         let (theme, lang) = (self.config.theme, self.config.strings.lang);
-        Host::ensure_in_page(&mut self.host, &self.doc, theme, lang)
+        Host::ensure_in_page(&mut self.host, &self.doc, theme, lang, &self.link_css)
     }
 }
 

@@ -10,8 +10,21 @@
 // the page's listeners and its `identify()` user; every call is forwarded from then
 // on. Nothing here throws into the page but what the page's own calls
 // throw, and no promise rejects unless the page holds it.
-function makeWidget(Boot, config, loadWidget, loadCobrowse) {
-  var boot = new Boot(config, clicked, arrive);
+//
+// `early`: the link the script tag drew before the boot module was here
+// (loader.js: `{ host, intent, clicked }`), which the boot module takes
+// over; a click on it then opens the modal, and a pointer over it or focus
+// on it fetches the widget module, as they would have.
+function makeWidget(Boot, config, loadWidget, loadCobrowse, early) {
+  var boot = new Boot(config, clicked, arrive, LINK_CSS);
+  if (early) {
+    try {
+      boot.adopt(early.host);
+    } catch (e) {
+      boot.free();
+      throw e;
+    }
+  }
   var full = null;
   var arriving = null;
   var destroyed = false;
@@ -118,17 +131,6 @@ function makeWidget(Boot, config, loadWidget, loadCobrowse) {
     } finally {
       drawing = false;
     }
-  }
-
-  // Where a mount target leads, as mount.rs finds it; null for an element
-  // no longer in the page.
-  function place(target) {
-    if (target == null) {
-      var footers = document.getElementsByTagName("footer");
-      return document.querySelector("[data-agent-assist]") || footers[footers.length - 1] || null;
-    }
-    if (typeof target === "string") return document.querySelector(target);
-    return target.isConnected ? target : null;
   }
 
   function mount(target) {
@@ -246,6 +248,8 @@ function makeWidget(Boot, config, loadWidget, loadCobrowse) {
       });
     };
   });
+  if (early && early.clicked) clicked();
+  else if (early && early.intent) arrive();
   // A tab that follows a session (a reload, another page of the site)
   // fetches the widget module to pick it up. Finding out reads
   // sessionStorage, whose first read in a page is a synchronous trip to the
@@ -255,6 +259,22 @@ function makeWidget(Boot, config, loadWidget, loadCobrowse) {
     if (boot && !destroyed && boot.resumes()) arrive();
   });
   return api;
+}
+
+// The host's variables and the footer link's style (src/ui/link.css,
+// minified), put here by `cargo xtask build`: the boot module's host adopts
+// it, and the script tag draws its early link with it (loader.js).
+var LINK_CSS = "@link-css";
+
+// Where a mount target leads, as mount.rs finds it; null for an element
+// no longer in the page.
+function place(target) {
+  if (target == null) {
+    var footers = document.getElementsByTagName("footer");
+    return document.querySelector("[data-agent-assist]") || footers[footers.length - 1] || null;
+  }
+  if (typeof target === "string") return document.querySelector(target);
+  return target.isConnected ? target : null;
 }
 
 function whenIdle(f) {

@@ -64,8 +64,7 @@ function init(config) {
   return load().then(function (Boot) { return makeWidget(Boot, config, loadWidget, loadCobrowse); });
 }
 
-function autoMount() {
-  if (!data.siteKey) return Promise.resolve(null);
+function tagConfig() {
   var config = { siteKey: data.siteKey, broker: data.broker || new URL(base).origin };
   if (data.locale) config.locale = data.locale;
   if (data.privacyUrl) config.privacyUrl = data.privacyUrl;
@@ -76,10 +75,96 @@ function autoMount() {
   if (data.redact) config.redact = [data.redact];
   if (data.unredact) config.unredact = [data.unredact];
   if (data.privateByDefault) config.privateByDefault = data.privateByDefault === "true";
-  return init(config).then(function (widget) {
-    if (data.mount !== "none") widget.mountFooterLink(data.mount || undefined);
-    return widget;
+  return config;
+}
+
+var WAKE = ["pointerenter", "focus", "click"];
+
+// The footer link, drawn by this script at once with the same markup as the
+// boot module's: the page pays a few DOM calls for it at load, and the boot
+// module (its wasm: the config check, the modal's frame) is fetched once
+// the page has loaded and is idle, or at the visitor's first sign of intent,
+// whichever comes first; it then takes this link over in place. Not drawn
+// here (the boot module draws it once it is here) where the link starts
+// hidden (`data-auth="code"`), where the site mounts none, where the
+// target is not in the page, or without constructable stylesheets.
+function drawLink(config) {
+  if (data.mount === "none" || config.auth === "code") return null;
+  if (typeof CSSStyleSheet !== "function" || !("adoptedStyleSheets" in Document.prototype)) return null;
+  var parent;
+  try {
+    parent = data.mount ? document.querySelector(data.mount) : place(null) || document.body;
+  } catch (e) {
+    return null; // Not a selector: the boot module says so.
+  }
+  if (!parent) return null;
+  var host = document.createElement("agent-assist-widget");
+  if (config.theme === "light" || config.theme === "dark") host.setAttribute("data-theme", config.theme);
+  var root = host.attachShadow({ mode: "open" });
+  var sheet = new CSSStyleSheet();
+  sheet.replaceSync(LINK_CSS);
+  root.adoptedStyleSheets = [sheet];
+  var button = document.createElement("button");
+  button.className = "link";
+  button.type = "button";
+  button.setAttribute("aria-haspopup", "dialog");
+  button.setAttribute("part", "link");
+  button.textContent = data.linkLabel || "Agent Assist";
+  root.appendChild(button);
+  parent.appendChild(host);
+  return { host: host, button: button, intent: false, clicked: false };
+}
+
+// Resolves once the page is parsed (at once for a deferred script).
+function parsed() {
+  return new Promise(function (go) {
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", go, { once: true });
+    else go();
   });
+}
+
+function autoMount() {
+  if (!data.siteKey) return Promise.resolve(null);
+  var config = tagConfig();
+  var early = null;
+  return parsed()
+    .then(function () {
+      early = drawLink(config);
+      if (!early) return;
+      return new Promise(function (go) {
+        function wake(e) {
+          if (e.type === "click") {
+            early.clicked = true;
+            early.button.setAttribute("aria-busy", "true");
+          }
+          early.intent = true;
+          // A click may be coming: the widget module is fetched beside the
+          // boot module (its failure is reported when it is used).
+          loadWidget().catch(function () {});
+          go();
+        }
+        WAKE.forEach(function (t) { early.button.addEventListener(t, wake); });
+        early.off = function () {
+          WAKE.forEach(function (t) { early.button.removeEventListener(t, wake); });
+        };
+        if (document.readyState === "complete") whenIdle(go);
+        else addEventListener("load", function () { whenIdle(go); }, { once: true });
+      });
+    })
+    .then(load)
+    .then(function (Boot) {
+      // Until here a click or intent on the early link is noted; from here
+      // the boot module answers.
+      if (early) early.off();
+      var widget = makeWidget(Boot, config, loadWidget, loadCobrowse, early);
+      if (data.mount !== "none") widget.mountFooterLink(data.mount || undefined);
+      return widget;
+    })
+    .catch(function (err) {
+      // A bad config (or no boot module): the link drawn early goes.
+      if (early) early.host.remove();
+      throw err;
+    });
 }
 
 var ready = autoMount().then(

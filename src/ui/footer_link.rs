@@ -17,13 +17,7 @@ impl FooterLink {
         label: &str,
         on_click: impl FnMut() + 'static,
     ) -> FooterLink {
-        // A button, not an anchor: it opens a dialog rather than navigating,
-        // and assistive technology should announce it that way.
-        let button = dom::button(doc, "link", label);
-        dom::attr(&button, "aria-haspopup", "dialog");
-        dom::attr(&button, "part", "link");
-        let _ = root.append_child(&button);
-        FooterLink::adopt(button, on_click)
+        FooterLink::adopt(draw(doc, root, label), on_click)
     }
 
     /// Takes over a link button that is already in place (the boot
@@ -52,6 +46,18 @@ impl FooterLink {
     pub fn set_hidden(&self, hidden: bool) {
         let _ = self.button.toggle_attribute_with_force("hidden", hidden);
     }
+}
+
+/// The link's button, added to `root` (the script tag's loader.js draws the
+/// same markup before the boot module is here).
+pub fn draw(doc: &Document, root: &ShadowRoot, label: &str) -> Element {
+    // A button, not an anchor: it opens a dialog rather than navigating,
+    // and assistive technology should announce it that way.
+    let button = dom::button(doc, "link", label);
+    dom::attr(&button, "aria-haspopup", "dialog");
+    dom::attr(&button, "part", "link");
+    let _ = root.append_child(&button);
+    button
 }
 
 impl Drop for FooterLink {

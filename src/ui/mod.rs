@@ -35,9 +35,11 @@ use crate::error::Result;
 use agent_assist_web::dom;
 use web_sys::{CssStyleSheet, Document, Element, ShadowRoot, ShadowRootInit, ShadowRootMode};
 
-/// The host's variables and the link (both modules, from page load),
-/// minified by `build.rs`.
-const LINK_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/link.css"));
+/// The host's variables and the link, minified by `build.rs`. The boot
+/// module gets the same sheet from its JS side (`makeWidget`'s `LINK_CSS`),
+/// which needs it to draw the link early, so it is not in its wasm twice.
+#[cfg(not(feature = "boot"))]
+pub const LINK_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/link.css"));
 /// The modal's frame (both modules), adopted when first needed.
 const FRAME_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/frame.css"));
 /// What only the widget module draws.
@@ -54,20 +56,30 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(doc: &Document, theme: Theme, lang: &str) -> Result<Host> {
+    /// A new host element with `link_css` (the host's variables and the
+    /// link) adopted.
+    pub fn new(doc: &Document, theme: Theme, lang: &str, link_css: &str) -> Result<Host> {
         let element = doc.create_element("agent-assist-widget")?;
-        dom::attr(&element, "lang", lang);
-        match theme {
-            Theme::Auto => {}
-            Theme::Light => dom::attr(&element, "data-theme", "light"),
-            Theme::Dark => dom::attr(&element, "data-theme", "dark"),
-        }
+        Host::dress(&element, theme, lang);
         let root = element.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open))?;
         // A constructable stylesheet needs no <style> element and no
         // 'unsafe-inline', so the widget works under a strict CSP.
-        let link = sheet(LINK_CSS)?;
+        let link = sheet(link_css)?;
         root.set_adopted_style_sheets(&js_sys::Array::of1(&link));
         Host::wrap(element, root)
+    }
+
+    /// Sets the host element's language and appearance (`data-theme`, none
+    /// for `auto`: the page's colour scheme decides).
+    pub fn dress(element: &Element, theme: Theme, lang: &str) {
+        dom::attr(element, "lang", lang);
+        match theme {
+            Theme::Auto => {
+                let _ = element.remove_attribute("data-theme");
+            }
+            Theme::Light => dom::attr(element, "data-theme", "light"),
+            Theme::Dark => dom::attr(element, "data-theme", "dark"),
+        }
     }
 
     /// The host in `slot`, made now if there is none yet.
@@ -76,9 +88,10 @@ impl Host {
         doc: &Document,
         theme: Theme,
         lang: &str,
+        link_css: &str,
     ) -> Result<&'a Host> {
         if slot.is_none() {
-            *slot = Some(Host::new(doc, theme, lang)?);
+            *slot = Some(Host::new(doc, theme, lang, link_css)?);
         }
         slot.as_ref().ok_or(crate::Error::Destroyed)
     }
@@ -90,8 +103,9 @@ impl Host {
         doc: &Document,
         theme: Theme,
         lang: &str,
+        link_css: &str,
     ) -> Result<&'a Host> {
-        let host = Host::ensure(slot, doc, theme, lang)?;
+        let host = Host::ensure(slot, doc, theme, lang, link_css)?;
         if !host.is_mounted() {
             let body = doc.body().ok_or(crate::Error::NoDocument)?;
             host.mount(&body)?;
@@ -143,7 +157,8 @@ impl Host {
         Ok(())
     }
 
-    /// Takes over a host the boot module made (same markup, same
+    /// Takes over a host the boot module made, or the script tag drew
+    /// before the boot module was here (loader.js: same markup, same
     /// stylesheet), wherever the page has it.
     pub fn adopt(element: Element) -> Result<Host> {
         let root = element

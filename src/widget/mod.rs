@@ -29,7 +29,7 @@ use crate::ui::consent_prompt::ConsentPrompt;
 use crate::ui::footer_link::FooterLink;
 use crate::ui::identity_form::FormAction;
 use crate::ui::indicator::Indicator;
-use crate::ui::Host;
+use crate::ui::{Host, LINK_CSS};
 use crate::visitor::VisitorId;
 use agent_assist_protocol::{
     AuthMode, CreateCodeRequest, CreateCodeResponse, EndReason, ErrorCode, Identity, VisitorInfo,
@@ -774,7 +774,7 @@ impl Inner {
 
     fn ensure_host(&mut self) -> Result<()> {
         let (theme, lang) = (self.config.theme, self.config.strings.lang);
-        Host::ensure(&mut self.host, &self.doc, theme, lang).map(drop)
+        Host::ensure(&mut self.host, &self.doc, theme, lang, LINK_CSS).map(drop)
     }
 
     /// Moving the host (or the page taking it out and our putting it back)
@@ -794,7 +794,7 @@ impl Inner {
 
     fn ensure_mounted(&mut self) -> Result<()> {
         let (theme, lang) = (self.config.theme, self.config.strings.lang);
-        Host::ensure_in_page(&mut self.host, &self.doc, theme, lang).map(drop)
+        Host::ensure_in_page(&mut self.host, &self.doc, theme, lang, LINK_CSS).map(drop)
     }
 
     /// Forgets the current code or request; a live code is cancelled at the

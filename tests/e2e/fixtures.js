@@ -52,6 +52,16 @@ export function widget(page) {
 }
 
 /**
+ * Resolves once the script tag's widget has started: the link is drawn by
+ * the script at once, the boot module (config check, the modal's frame)
+ * arrives when the page is idle. Tests that stop or stall the broker before
+ * a click wait for it, as their visitor's page has long been idle.
+ */
+export async function booted(page) {
+  expect(await page.evaluate(async () => (await window.AgentAssist.ready) !== null)).toBe(true);
+}
+
+/**
  * Runs `during` with the broker stalled (SIGSTOP, not a mock: nothing it
  * serves arrives, the requests wait), then lets it go on.
  */

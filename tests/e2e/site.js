@@ -6,8 +6,8 @@
 import { createServer } from "node:http";
 
 /**
- * Serves `files` (path → { type, body }) until `close()`; any other path is
- * a 404. Resolves once listening, with `url` (the site's origin).
+ * Serves `files` (path → { type, body, hold? }) until `close()`; any other
+ * path is a 404. Resolves once listening, with `url` (the site's origin).
  */
 export function startSite(files) {
   const server = createServer((req, res) => {
@@ -16,8 +16,12 @@ export function startSite(files) {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found");
       return;
     }
-    res.writeHead(200, { "content-type": file.type, "cache-control": "no-store" });
-    res.end(req.method === "HEAD" ? undefined : file.body);
+    // A file with `hold` (a promise) is answered once it settles: a page
+    // whose `load` event waits on it.
+    Promise.resolve(file.hold).then(() => {
+      res.writeHead(200, { "content-type": file.type, "cache-control": "no-store" });
+      res.end(req.method === "HEAD" ? undefined : file.body);
+    });
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);

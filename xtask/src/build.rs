@@ -89,7 +89,7 @@ fn sdk() -> Result {
                 &pkg.join("agent_assist.js"),
             )?;
             let js = root().join("src/js");
-            let facade = read(&js.join("facade.js"))?;
+            let facade = with_link_css(&read(&js.join("facade.js"))?)?;
             let index = read(&js.join("index.js"))?.replace("// @facade\n", &facade);
             write(&pkg.join("index.js"), &index)?;
             copy(&js.join("index.d.ts"), &pkg.join("index.d.ts"))?;
@@ -312,8 +312,10 @@ fn rename_identifiers<'a>(text: &str, rename: impl Fn(&str, &str) -> Option<&'a 
     out
 }
 
-/// Everything the script tag loads before the footer link works: the bundle
-/// (boot glue, facade, loader) and the boot module's wasm (CSS inside).
+/// Everything the script tag loads with the page: the bundle (boot glue,
+/// facade, loader, which draws the footer link) and the boot module's wasm
+/// (CSS inside), which it fetches once the page is idle or the visitor
+/// shows intent.
 pub const PAYLOAD: [&str; 2] = ["agent-assist.js", "agent-assist_bg.wasm"];
 
 /// `(file, raw bytes, gzip -9 bytes)` of each [`PAYLOAD`] file as built.
@@ -325,6 +327,27 @@ pub fn payload_sizes() -> Result<Vec<(&'static str, usize, usize)>> {
             Ok((name, bytes.len(), crate::bench::gzip_len(&bytes)))
         })
         .collect()
+}
+
+/// `facade` (facade.js) with the link's stylesheet (`src/ui/link.css`,
+/// minified) in place of its `"@link-css"` string: the boot module's host
+/// adopts it, and the script tag draws its early link with it.
+fn with_link_css(facade: &str) -> Result<String> {
+    const MARK: &str = "\"@link-css\"";
+    if facade.matches(MARK).count() != 1 {
+        return Err(format!(
+            "facade.js must hold {MARK} once, for the link's stylesheet"
+        ));
+    }
+    let src = root().join("src/ui/link.css");
+    let css = crate::output(
+        Command::new(esbuild())
+            .arg(&src)
+            .args(["--minify", "--log-level=warning"]),
+    )
+    .ok_or_else(|| format!("esbuild could not minify {}", src.display()))?;
+    let literal = serde_json::to_string(css.trim()).map_err(|e| e.to_string())?;
+    Ok(facade.replace(MARK, &literal))
 }
 
 /// Minifies the script-tag bundle in place (npm users' bundlers minify

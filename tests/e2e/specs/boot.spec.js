@@ -1,7 +1,9 @@
 // The two-part widget: the page loads only the boot module (config check,
 // footer link); the rest arrives on demand and takes over what the boot
 // module drew without the visitor noticing. Real broker, real pages.
-import { test, expect, widget, codeResponse, whileStalled } from "../fixtures.js";
+import { test, expect, widget, codeResponse, whileStalled, booted } from "../fixtures.js";
+import { Broker } from "../broker.js";
+import { startSite, page as sitePage } from "../site.js";
 import path from "node:path";
 
 /** Paths under /sdk/ the page has fetched, in order. */
@@ -14,13 +16,33 @@ function sdkRequests(page) {
   return seen;
 }
 
-test("page load fetches the boot module alone; the pointer over the link fetches the rest before any click", async ({ page, broker }) => {
+test("page load: the script draws the link itself, before any wasm; the boot module comes once the page is idle and takes that same link over; the pointer over it fetches the rest", async ({ page, broker }) => {
   const seen = sdkRequests(page);
+  // What the page had fetched from /sdk/ when its DOMContentLoaded fired
+  // (after the deferred script ran), and whether the link was there.
+  let atParsed = null;
+  await page.exposeFunction("__parsed", (link) => (atParsed = { link, seen: [...seen] }));
+  await page.addInitScript(() =>
+    document.addEventListener("DOMContentLoaded", () => {
+      const button = document.querySelector("agent-assist-widget")?.shadowRoot?.querySelector("button.link");
+      window.__parsed(button?.textContent ?? null);
+    }),
+  );
   await page.goto(broker.url + "/");
   const w = widget(page);
   await expect(w.link).toBeVisible();
+  await expect.poll(() => atParsed).not.toBeNull();
+  expect(atParsed).toEqual({ link: "Agent Assist", seen: ["/sdk/agent-assist.js"] });
+  await w.link.evaluate((b) => (b.dataset.seen = "early"));
+
+  await booted(page);
   await page.waitForLoadState("networkidle");
   expect(seen).toEqual(["/sdk/agent-assist.js", "/sdk/agent-assist_bg.wasm"]);
+  // The boot module took the same element over, in the same place, and
+  // dressed it from the checked config.
+  expect(await w.link.evaluate((b) => b.dataset.seen)).toBe("early");
+  await expect(page.locator("agent-assist-widget")).toHaveCount(1);
+  await expect(page.locator("footer agent-assist-widget")).toHaveAttribute("lang", "en");
 
   const arrived = page.waitForRequest((r) => r.url().endsWith("/sdk/widget/agent_assist_widget_bg.wasm"));
   await w.link.hover();
@@ -35,10 +57,83 @@ test("page load fetches the boot module alone; the pointer over the link fetches
   await expect(w.code).toBeVisible();
 });
 
+/**
+ * A customer's site (its own origin) whose page's `load` event waits for
+ * `hold` (an image it holds back); the page's script tag points at the
+ * broker `startBroker(siteUrl)` resolves to.
+ */
+async function heldSite(hold, startBroker, attrs = "") {
+  const files = { "/held.png": { type: "image/png", body: Buffer.alloc(0), hold } };
+  const site = await startSite(files);
+  const broker = await startBroker(site.url);
+  files["/"] = sitePage(`<h1>Lumen Home</h1><img src="/held.png" alt="">
+<footer><p>© Lumen Home</p></footer>
+<script src="${broker.url}/sdk/agent-assist.js" data-site-key="demo" ${attrs} defer></script>`);
+  return { site, broker };
+}
+
+test("a click on the link before the boot module is here (the page still loading) fetches it at once, and the modal opens with the code", async ({ page }) => {
+  let release;
+  const hold = new Promise((r) => (release = r));
+  const { site, broker } = await heldSite(hold, (origin) => Broker.start({ origins: [origin] }));
+  try {
+    const seen = sdkRequests(page);
+    await page.goto(site.url + "/", { waitUntil: "commit" });
+    const w = widget(page);
+    await expect(w.link).toBeVisible();
+    // Nothing but the script: the page has not loaded, so the boot module waits.
+    expect(seen).toEqual(["/sdk/agent-assist.js"]);
+    expect(await page.evaluate(() => document.readyState)).not.toBe("complete");
+
+    const { status, body } = await codeResponse(page, () => w.link.click());
+    expect(status).toBe(201);
+    await expect(w.dialog).toBeVisible();
+    await expect(w.code.locator(".sr")).toHaveText(body.code.split("").join(" "));
+    await expect(w.close).toBeFocused();
+    // The click fetched the boot module and, beside it, the widget module.
+    expect(seen).toEqual(expect.arrayContaining(["/sdk/agent-assist_bg.wasm", "/sdk/widget/agent_assist_widget_bg.wasm"]));
+    expect(await page.evaluate(() => document.readyState)).not.toBe("complete");
+    await expect(page.locator("agent-assist-widget")).toHaveCount(1);
+    await expect(w.link).not.toHaveAttribute("aria-busy");
+
+    await w.cancel.click();
+    await expect(w.dialog).toBeHidden();
+    await expect(w.link).toBeFocused();
+  } finally {
+    release();
+    await broker.stop();
+    broker.cleanup();
+    await site.close();
+  }
+});
+
+test("a script tag with a bad attribute: its early link goes once the boot module has checked the config, and the console names the field", async ({ page, broker }) => {
+  const logged = [];
+  page.on("console", (m) => m.type() === "error" && logged.push(m.text()));
+  let release;
+  const hold = new Promise((r) => (release = r));
+  const { site } = await heldSite(hold, async () => broker, 'data-theme="purple"');
+  try {
+    await page.goto(site.url + "/", { waitUntil: "commit" });
+    const w = widget(page);
+    // Drawn at once, before anything was checked…
+    await expect(w.link).toBeVisible();
+    release();
+    // …and gone once the page has loaded and the boot module said no.
+    expect(await page.evaluate(() => window.AgentAssist.ready)).toBeNull();
+    await expect(page.locator("agent-assist-widget")).toHaveCount(0);
+    expect(logged.some((t) => t.includes("Agent Assist could not start") && t.includes("`theme`"))).toBe(true);
+  } finally {
+    release();
+    await site.close();
+  }
+});
+
 test("the click is answered at once: the modal opens while the rest of the widget is still on its way, and the code arrives in that same dialog", async ({ page, broker }) => {
   await page.goto(broker.url + "/");
   const w = widget(page);
   await expect(w.link).toBeVisible();
+  await booted(page);
   // A stalled server (not a mocked one): nothing it serves arrives.
   await whileStalled(broker, async () => {
     await w.link.click();
@@ -95,6 +190,7 @@ test("Cancel before the rest of the widget arrives closes the modal and no code 
   await page.goto(broker.url + "/");
   const w = widget(page);
   await expect(w.link).toBeVisible();
+  await booted(page);
   const posts = [];
   page.on("request", (r) => r.method() === "POST" && posts.push(new URL(r.url()).pathname));
   await whileStalled(broker, async () => {
@@ -159,6 +255,7 @@ test("screenshots of the boot module's modal: waiting and unreachable, light, da
     await page.goto(broker.url + "/");
     const w = widget(page);
     await expect(w.link).toBeVisible();
+    await booted(page);
     await whileStalled(broker, async () => {
       await w.link.click();
       await expect(page.locator("agent-assist-widget .skeleton")).toBeVisible();
@@ -172,6 +269,7 @@ test("screenshots of the boot module's modal: waiting and unreachable, light, da
     await other.goto(broker.url + "/");
     const v = widget(other);
     await expect(v.link).toBeVisible();
+    await booted(other);
     await broker.stop();
     await v.link.click();
     await expect(v.dialog.getByRole("button", { name: "Try again" })).toBeFocused();

@@ -2,7 +2,7 @@
 // the script tag pointing at the broker's, as the README tells a site owner
 // to embed it. The boot wasm (fetch), the widget and co-browsing modules
 // (import()) and the API calls all cross origins here.
-import { test, expect, widget, codeResponse, agentApi } from "../fixtures.js";
+import { test, expect, widget, codeResponse, agentApi, booted } from "../fixtures.js";
 import { Broker } from "../broker.js";
 import { startSite, page as sitePage } from "../site.js";
 
@@ -25,6 +25,7 @@ test("a site on another origin embeds the script tag and the whole flow works", 
     await page.goto(site.url + "/");
     const w = widget(page);
     await expect(w.link).toBeVisible();
+    await booted(page);
     // The boot wasm came gzipped and readable cross-origin.
     const boot = sdk.find((r) => r.url().endsWith("/sdk/agent-assist_bg.wasm"));
     expect(boot.status()).toBe(200);

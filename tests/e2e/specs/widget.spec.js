@@ -1,5 +1,5 @@
 // The support-code widget end to end: real broker, real pages, real Chromium.
-import { test, expect, widget, codeResponse } from "../fixtures.js";
+import { test, expect, widget, codeResponse, booted } from "../fixtures.js";
 import path from "node:path";
 
 const SHOTS = path.resolve(import.meta.dirname, "../../../target/screenshots");
@@ -243,6 +243,7 @@ test("broker down: a plain-language error, and Try again works once it is back",
   await page.goto(broker.url + "/");
   const w = widget(page);
   await expect(w.link).toBeVisible();
+  await booted(page);
   await broker.stop();
 
   await w.link.click();
@@ -366,6 +367,7 @@ test("screenshots of every modal state: light, dark, 320 px", async ({ browser, 
     await page.goto(broker.url + "/");
     const w = widget(page);
     await expect(w.link).toBeVisible();
+    await booted(page);
     // A setup that takes its own picture (mid-flight states) returns "shot".
     if ((await setup(page, w)) !== "shot") await page.screenshot({ path: path.join(SHOTS, `${name}.png`), animations: "disabled" });
     await context.close();
