@@ -2,7 +2,9 @@
 //! entry, kept small so that a page that never needs support pays little.
 //!
 //! It checks the config (so a mistake is reported by `init`, field by
-//! field), draws the footer link, tells the page's side (`src/js/facade.js`)
+//! field), draws the footer link (or, under the script tag, takes over the
+//! one `src/js/loader.js` drew before this module was fetched: see
+//! [`Boot::adopt`]), tells the page's side (`src/js/facade.js`)
 //! when the visitor shows intent (the pointer over the link, focus on it) or
 //! clicks, and opens the modal with its placeholder at the click, so the
 //! click is answered at once whatever the network (with the "couldn't

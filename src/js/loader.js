@@ -1,8 +1,11 @@
 // Script-tag loader, appended to the boot module's wasm-bindgen `no-modules`
-// glue and facade.js by `cargo xtask build`. It finds the .wasm next to this script, reads
-// the config from the tag's data-* attributes, and mounts the footer link.
-// The rest of the widget (widget/) and co-browsing (cobrowse/) are ES
-// modules next to it, imported only when the boot module asks for them.
+// glue and facade.js by `cargo xtask build`. It reads the config from the
+// tag's data-* attributes and draws the footer link at once, itself; the
+// boot module's .wasm (next to this script: the config check, the modal's
+// frame) is fetched once the page has loaded and is idle, or at the
+// visitor's first sign of intent, and takes the link over in place. The
+// rest of the widget (widget/) and co-browsing (cobrowse/) are ES modules
+// next to it, imported only when the boot module asks for them.
 //
 //   <script src=".../agent-assist.js" data-site-key="…" defer></script>
 //
@@ -16,7 +19,8 @@
 // data-unredact or data-agent-assist-unredact allows).
 //
 // The page gets `window.AgentAssist`: `init(config)` resolves to a new
-// widget; `ready` resolves to the auto-mounted widget (or null). A site with
+// widget; `ready` resolves to the auto-mounted widget once its boot module
+// has checked the config (or null: the link drawn early goes). A site with
 // data-auth="code" identifies its user once it knows them:
 //   AgentAssist.ready.then(function (w) { w.identify({ userId: …, token: … }); });
 var script = document.currentScript;

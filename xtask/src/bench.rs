@@ -41,7 +41,7 @@ pub fn run(args: &[String]) -> Result {
     build_broker()?;
 
     println!();
-    println!("Script-tag payload (everything the script tag loads; CSS is inside the wasm):");
+    println!("Script-tag payload (everything the script tag loads: the script, which draws the link, and the boot wasm it fetches at idle):");
     let mut raw_total = 0;
     let mut gz_total = 0;
     for (name, raw, gz) in build::payload_sizes()? {

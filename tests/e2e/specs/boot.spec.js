@@ -68,7 +68,7 @@ async function heldSite(hold, startBroker, attrs = "") {
   const broker = await startBroker(site.url);
   files["/"] = sitePage(`<h1>Lumen Home</h1><img src="/held.png" alt="">
 <footer><p>© Lumen Home</p></footer>
-<script src="${broker.url}/sdk/agent-assist.js" data-site-key="demo" ${attrs} defer></script>`);
+<script src="${broker.url}/sdk/agent-assist.js" data-site-key="demo" ${attrs} defer></script>`, '<meta name="color-scheme" content="light dark"><meta name="viewport" content="width=device-width, initial-scale=1">');
   return { site, broker };
 }
 
@@ -104,6 +104,45 @@ test("a click on the link before the boot module is here (the page still loading
     await broker.stop();
     broker.cleanup();
     await site.close();
+  }
+});
+
+test("screenshots of the early link and the same link once the boot module has it: light, dark, 320 px; nothing moves", async ({ browser }) => {
+  const SHOTS = path.resolve(import.meta.dirname, "../../../target/screenshots");
+  const variants = {
+    light: { viewport: { width: 1280, height: 800 } },
+    dark: { viewport: { width: 1280, height: 800 }, colorScheme: "dark" },
+    "320px": { viewport: { width: 320, height: 640 }, isMobile: true, hasTouch: true },
+  };
+  for (const [name, options] of Object.entries(variants)) {
+    let release;
+    const hold = new Promise((r) => (release = r));
+    const { site, broker } = await heldSite(hold, (origin) => Broker.start({ origins: [origin] }), 'data-theme="auto"');
+    const context = await browser.newContext(options);
+    try {
+      const page = await context.newPage();
+      await page.goto(site.url + "/", { waitUntil: "commit" });
+      const w = widget(page);
+      await expect(w.link).toBeVisible();
+      const footer = page.locator("footer");
+      const before = await w.link.boundingBox();
+      const style = () => w.link.evaluate((b) => ["color", "text-decoration-line", "font-size", "cursor"].map((k) => getComputedStyle(b)[k]));
+      const styleBefore = await style();
+      const box = await footer.boundingBox();
+      const clip = { x: 0, y: Math.max(0, box.y - 8), width: options.viewport.width, height: box.height + 16 };
+      await page.screenshot({ path: path.join(SHOTS, `link-early-${name}.png`), clip });
+      release();
+      await booted(page);
+      expect(await w.link.boundingBox()).toEqual(before);
+      expect(await style()).toEqual(styleBefore);
+      await page.screenshot({ path: path.join(SHOTS, `link-booted-${name}.png`), clip });
+    } finally {
+      release();
+      await context.close();
+      await broker.stop();
+      broker.cleanup();
+      await site.close();
+    }
   }
 });
 
