@@ -31,6 +31,8 @@ var loaded = null;
 function load() {
   if (!loaded) {
     loaded = wasm_bindgen({ module_or_path: new URL("agent-assist_bg.wasm", base) });
+    // A failed fetch is tried again by the next init().
+    loaded.catch(function () { loaded = null; });
   }
   return loaded.then(function () { return wasm_bindgen.Boot; });
 }
