@@ -40,6 +40,17 @@ fn container() -> Element {
     div
 }
 
+/// A widget host as the widget module makes it, in `lang`.
+fn test_host(lang: &str) -> Host {
+    Host::new(
+        &doc(),
+        crate::config::Theme::Auto,
+        lang,
+        crate::ui::LINK_CSS,
+    )
+    .unwrap()
+}
+
 fn shadow(parent: &Element) -> ShadowRoot {
     parent
         .query_selector("agent-assist-widget")
@@ -197,13 +208,7 @@ fn modal(
     Host,
 ) {
     let parent = container();
-    let host = Host::new(
-        &doc(),
-        crate::config::Theme::Auto,
-        "en",
-        crate::ui::LINK_CSS,
-    )
-    .unwrap();
+    let host = test_host("en");
     host.mount(&parent).unwrap();
     let actions = Rc::new(RefCell::new(Vec::new()));
     let seen = actions.clone();
@@ -403,13 +408,7 @@ fn config_errors_name_the_field() {
 fn the_consent_prompt_names_the_agent_as_text_and_esc_denies() {
     use crate::ui::consent_prompt::ConsentPrompt;
     let parent = container();
-    let host = Host::new(
-        &doc(),
-        crate::config::Theme::Auto,
-        "en",
-        crate::ui::LINK_CSS,
-    )
-    .unwrap();
+    let host = test_host("en");
     host.mount(&parent).unwrap();
     let answers = Rc::new(RefCell::new(Vec::new()));
     let seen = answers.clone();
@@ -474,13 +473,7 @@ fn the_consent_prompt_names_the_agent_as_text_and_esc_denies() {
 fn the_indicator_is_a_status_in_the_top_layer_with_stop_sharing() {
     use crate::ui::indicator::Indicator;
     let parent = container();
-    let host = Host::new(
-        &doc(),
-        crate::config::Theme::Auto,
-        "fr",
-        crate::ui::LINK_CSS,
-    )
-    .unwrap();
+    let host = test_host("fr");
     host.mount(&parent).unwrap();
     let ended = Rc::new(RefCell::new(0));
     let count = ended.clone();

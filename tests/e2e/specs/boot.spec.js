@@ -6,6 +6,14 @@ import { Broker } from "../broker.js";
 import { startSite, page as sitePage } from "../site.js";
 import path from "node:path";
 
+const SHOTS = path.resolve(import.meta.dirname, "../../../target/screenshots");
+/** The screenshots' pages: light, dark and narrow. */
+const VARIANTS = {
+  light: { viewport: { width: 1280, height: 800 } },
+  dark: { viewport: { width: 1280, height: 800 }, colorScheme: "dark" },
+  "320px": { viewport: { width: 320, height: 640 }, isMobile: true, hasTouch: true },
+};
+
 /** Paths under /sdk/ the page has fetched, in order. */
 function sdkRequests(page) {
   const seen = [];
@@ -108,13 +116,7 @@ test("a click on the link before the boot module is here (the page still loading
 });
 
 test("screenshots of the early link and the same link once the boot module has it: light, dark, 320 px; nothing moves", async ({ browser }) => {
-  const SHOTS = path.resolve(import.meta.dirname, "../../../target/screenshots");
-  const variants = {
-    light: { viewport: { width: 1280, height: 800 } },
-    dark: { viewport: { width: 1280, height: 800 }, colorScheme: "dark" },
-    "320px": { viewport: { width: 320, height: 640 }, isMobile: true, hasTouch: true },
-  };
-  for (const [name, options] of Object.entries(variants)) {
+  for (const [name, options] of Object.entries(VARIANTS)) {
     let release;
     const hold = new Promise((r) => (release = r));
     const { site, broker } = await heldSite(hold, (origin) => Broker.start({ origins: [origin] }), 'data-theme="auto"');
@@ -282,13 +284,7 @@ test("identify() before the rest arrives: a bad identity is reported on the cons
 });
 
 test("screenshots of the boot module's modal: waiting and unreachable, light, dark, 320 px", async ({ browser, broker }) => {
-  const SHOTS = path.resolve(import.meta.dirname, "../../../target/screenshots");
-  const variants = {
-    light: { viewport: { width: 1280, height: 800 } },
-    dark: { viewport: { width: 1280, height: 800 }, colorScheme: "dark" },
-    "320px": { viewport: { width: 320, height: 640 }, isMobile: true, hasTouch: true },
-  };
-  for (const [name, options] of Object.entries(variants)) {
+  for (const [name, options] of Object.entries(VARIANTS)) {
     const context = await browser.newContext(options);
     const page = await context.newPage();
     await page.goto(broker.url + "/");
