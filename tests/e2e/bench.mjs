@@ -9,11 +9,11 @@
 //   ours until the boot module is ready;
 // - click → code visible, and the broker's share of it (Server-Timing); the
 //   first click on a fresh page (the widget module fetched on demand);
-// - co-browsing: snapshot, activity and change → visible;
-// - codes issued per second with a Node fetch client.
+// - co-browsing: snapshot, activity and change → visible.
+// The broker's throughput is measured with a real load generator (oha) by
+// `cargo xtask bench` itself (xtask/src/bench/broker.rs).
 //
-// Prints a table; writes the browser figures to target/bench/browser.json and
-// everything to target/bench/latest.json. Timings live here, never in tests.
+// Prints a table; writes the figures to target/bench/browser.json. Timings live here, never in tests.
 import { chromium } from "@playwright/test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -32,8 +32,6 @@ const LOAD_ROUNDS = 25;
 const LOAD_WARMUPS = 2;
 const MIRROR_CHANGES = 50;
 const ACTIVITY_SECONDS = 10;
-const LOAD_REQUESTS = 5000;
-const LOAD_CONCURRENCY = 32;
 
 // Issue 6's budgets: everything the script tag loads, gzipped; our
 // main-thread time at load net of the blank page, as a share of the
@@ -526,35 +524,6 @@ async function cobrowse(broker) {
   };
 }
 
-async function throughput(broker) {
-  const latencies = [];
-  let next = 0;
-  let errors = 0;
-  const body = JSON.stringify({ site_key: "demo" });
-  const worker = async () => {
-    while (next < LOAD_REQUESTS) {
-      next++;
-      const t0 = performance.now();
-      const res = await fetch(broker.url + "/v1/codes", { method: "POST", headers: { "content-type": "application/json" }, body });
-      await res.arrayBuffer();
-      if (res.status !== 201) errors++;
-      latencies.push(performance.now() - t0);
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: LOAD_CONCURRENCY }, worker));
-  const secs = (performance.now() - t0) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    requests: latencies.length,
-    concurrency: LOAD_CONCURRENCY,
-    errors,
-    codes_per_sec: latencies.length / secs,
-    p50_ms: pct(latencies, 50),
-    p99_ms: pct(latencies, 99),
-  };
-}
-
 /** Rows of fixed-width columns, the first left-aligned, the others right. */
 function table(rows) {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c] ?? "").length)));
@@ -581,7 +550,6 @@ try {
   const click = await clickToCode(broker);
   click.first_click = await firstClick(broker);
   const mirror = await cobrowse(broker);
-  const load = await throughput(broker);
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model?.trim() ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`;
 
   const x = (r) => `${r.toFixed(2)}×`;
@@ -634,7 +602,6 @@ try {
   console.log("   ours: until the link is in the DOM and the page has loaded; ours until ready: until the boot module, fetched once the page is idle, has taken the link over;");
   console.log("   ours/anchor is the median of the per-round ratios, except on the \"net\" rows: the ratio of medians minus the blank page's)");
   if (loads.requests_blocked.anchor > 0) console.log(`  (the anchor tried ${loads.requests_blocked.anchor} requests to other hosts, all refused)`);
-  console.log(`Broker POST /v1/codes (SQLite, ${load.requests} requests, ${load.concurrency} concurrent, Node fetch client): ${Math.round(load.codes_per_sec)} codes/s, p50 ${ms(load.p50_ms)}, p99 ${ms(load.p99_ms)}, errors ${load.errors}`);
   console.log(`Machine: ${machine}`);
 
   const at = new Date().toISOString();
@@ -642,8 +609,6 @@ try {
   const out = path.join(ROOT, "target/bench");
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, "browser.json"), JSON.stringify(browserFigures, null, 2));
-  writeFileSync(path.join(out, "latest.json"), JSON.stringify({ ...browserFigures, load }, null, 2));
-  if (load.errors > 0) process.exitCode = 1;
 } finally {
   await broker.stop();
   broker.cleanup();

@@ -61,7 +61,7 @@ pub fn run(args: &[String]) -> Result {
     broker::run()?;
 
     step(
-        "click → code visible and broker throughput (Node + Playwright)",
+        "browser figures: page load, click → code visible, co-browsing (Node + Playwright)",
         || {
             exec(
                 Command::new("node")

@@ -42,6 +42,9 @@ pub(super) const LOAD_SECS: u32 = 10;
 const FIXED_CONNECTIONS: u32 = 64;
 /// Connections for the closed-loop maximum (as `wrk -c 64` would use).
 pub(super) const MAX_CONNECTIONS: u32 = 64;
+/// Rounds of the throughput figures (the store's raw rate, the fixed loads,
+/// the maximum); the table shows each figure's median.
+const ROUNDS: u32 = 3;
 /// Live codes made through the API for the memory figure.
 const MEMORY_CODES: u32 = 100_000;
 
@@ -96,10 +99,6 @@ pub fn run() -> Result {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
 
-    let store = step(
-        "raw SQLite insert rate and the store's code transaction",
-        || store_bench(&work, &["store-rate", &path_arg(&work.join("store")), "3"]),
-    )?;
     let space = step(
         "code allocation as the space fills (bulk fill to 1,000,000 codes)",
         || {
@@ -109,22 +108,8 @@ pub fn run() -> Result {
             )
         },
     )?;
-    let http = step(
-        "broker over HTTP with oha: memory, fixed offered loads, maximum",
-        || http(&work),
-    )?;
-    // The databases are hundreds of megabytes; the logs stay for reading.
-    for dir in ["store", "space", "http"] {
-        for entry in std::fs::read_dir(work.join(dir))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if entry.file_name().to_string_lossy().contains(".sqlite3") {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
+    remove_databases(&work.join("space"));
+    let (store, http) = http(&work)?;
 
     let report = report(store, space, http);
     print_table(&report);
@@ -136,6 +121,60 @@ pub fn run() -> Result {
     Ok(())
 }
 
+/// The SQLite files in `dir` (hundreds of megabytes); the logs stay for
+/// reading.
+fn remove_databases(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().contains(".sqlite3") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// One figure set from several rounds of the same measurement: every number
+/// the median of the rounds' (each field on its own, nested objects
+/// likewise), the errors added up (one failed request in any round
+/// counts), and the rounds themselves under `rounds`.
+fn medians(rounds: &[Value]) -> Value {
+    fn merge(values: &[&Value]) -> Value {
+        match values.first() {
+            Some(Value::Object(first)) => Value::Object(
+                first
+                    .keys()
+                    .map(|k| {
+                        let field: Vec<&Value> = values.iter().map(|v| &v[k.as_str()]).collect();
+                        let merged = if k == "errors" {
+                            json!(field.iter().filter_map(|v| v.as_f64()).sum::<f64>())
+                        } else {
+                            merge(&field)
+                        };
+                        (k.clone(), merged)
+                    })
+                    .collect(),
+            ),
+            Some(Value::Number(_)) => {
+                let mut nums: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
+                json!(median(&mut nums))
+            }
+            Some(other) => (*other).clone(),
+            None => Value::Null,
+        }
+    }
+    let mut out = merge(&rounds.iter().collect::<Vec<_>>());
+    out["rounds"] = json!(rounds);
+    out
+}
+
 pub(super) fn path_arg(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
@@ -143,7 +182,8 @@ pub(super) fn path_arg(p: &Path) -> String {
 /// Runs the store bench example (built with the release broker) and reads
 /// the JSON it prints; its stderr (the broker's log) goes to a file.
 fn store_bench(work: &Path, args: &[&str]) -> Result<Value> {
-    let log_path = work.join(format!("store_bench-{}.log", args[0]));
+    let dir = Path::new(args[1]).file_name().unwrap_or_default();
+    let log_path = work.join(format!("store_bench-{}.log", dir.to_string_lossy()));
     let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(root().join("target/release/examples/store_bench"));
     cmd.args(args).stderr(log);
@@ -274,27 +314,42 @@ fn summarise(report: &Value) -> Value {
     })
 }
 
-fn http(work: &Path) -> Result<Value> {
-    let mut sites = vec!["warm", "memory", "max"];
-    let rate_sites: Vec<String> = RATES.iter().map(|r| format!("rate-{r}")).collect();
-    sites.extend(rate_sites.iter().map(String::as_str));
-    let broker = start_broker(&work.join("http"), &sites)?;
+/// The memory figure, then [`ROUNDS`] rounds of: the raw store rate (its
+/// own process, while the broker idles), each fixed load and the closed-loop
+/// maximum. Alternating rounds let a spell of noise from the machine touch
+/// both sides of the raw-store ratio, and the medians leave one bad round
+/// out. Returns the store figures and the HTTP figures.
+fn http(work: &Path) -> Result<(Value, Value)> {
+    let mut sites = vec!["warm".to_owned(), "memory".to_owned()];
+    for round in 1..=ROUNDS {
+        sites.extend(RATES.iter().map(|r| format!("rate-{r}-{round}")));
+        sites.push(format!("max-{round}"));
+    }
+    let site_refs: Vec<&str> = sites.iter().map(String::as_str).collect();
+    let broker = start_broker(&work.join("http"), &site_refs)?;
     std::thread::sleep(Duration::from_millis(500));
     let rss_start = broker.rss()?;
 
     // Memory first, on a fresh broker: idle after a short warm-up (thread
     // pools, statement cache, allocator arenas are there in any serving
     // broker), then with 100,000 live codes made through the API.
-    oha_codes(&broker, "warm", Load::Count(2_000, 16))?;
-    std::thread::sleep(Duration::from_secs(1));
-    let rss_idle = broker.rss()?;
-    let filled = oha_codes(&broker, "memory", Load::Count(MEMORY_CODES, 16))?;
-    std::thread::sleep(Duration::from_secs(1));
-    let rss_filled = broker.rss()?;
-    let live = filled["created"].as_f64().unwrap_or(0.0);
-
-    // Each load has a site of its own, so no run's codes crowd another's
-    // code space (each stays under 10 % full).
+    let memory = step("broker memory: 100,000 codes through the API", || {
+        oha_codes(&broker, "warm", Load::Count(2_000, 16))?;
+        std::thread::sleep(Duration::from_secs(1));
+        let rss_idle = broker.rss()?;
+        let filled = oha_codes(&broker, "memory", Load::Count(MEMORY_CODES, 16))?;
+        std::thread::sleep(Duration::from_secs(1));
+        let rss_filled = broker.rss()?;
+        let live = filled["created"].as_f64().unwrap_or(0.0);
+        Ok(json!({
+            "rss_start_bytes": rss_start,
+            "rss_idle_bytes": rss_idle,
+            "rss_with_codes_bytes": rss_filled,
+            "live_codes": live,
+            "errors": filled["errors"],
+            "bytes_per_code": (rss_filled as f64 - rss_idle as f64) / live.max(1.0),
+        }))
+    })?;
     oha_codes(
         &broker,
         "warm",
@@ -303,45 +358,62 @@ fn http(work: &Path) -> Result<Value> {
             connections: MAX_CONNECTIONS,
         },
     )?;
-    let mut fixed = Vec::new();
-    for (rate, site) in RATES.iter().zip(&rate_sites) {
-        let mut figures = oha_codes(
-            &broker,
-            site,
-            Load::Fixed {
-                rate: *rate,
-                secs: LOAD_SECS,
-            },
-        )?;
-        figures["offered_per_sec"] = json!(rate);
-        fixed.push(figures);
+
+    // Each load of each round has a site of its own, so no run's codes
+    // crowd another's code space (each stays under 10 % full).
+    let mut store_rounds = Vec::new();
+    let mut fixed_rounds: Vec<Vec<Value>> = vec![Vec::new(); RATES.len()];
+    let mut max_rounds = Vec::new();
+    for round in 1..=ROUNDS {
+        let name = format!(
+            "round {round} of {ROUNDS}: raw SQLite insert rate and the store's code \
+             transaction, then the broker at {} and closed loop (oha)",
+            RATES
+                .map(|r| format!("{}/s", grouped(f64::from(r))))
+                .join(", ")
+        );
+        step(&name, || {
+            let dir = work.join(format!("store-{round}"));
+            store_rounds.push(store_bench(work, &["store-rate", &path_arg(&dir), "3"])?);
+            remove_databases(&dir);
+            for (i, rate) in RATES.iter().enumerate() {
+                let mut figures = oha_codes(
+                    &broker,
+                    &format!("rate-{rate}-{round}"),
+                    Load::Fixed {
+                        rate: *rate,
+                        secs: LOAD_SECS,
+                    },
+                )?;
+                figures["offered_per_sec"] = json!(rate);
+                fixed_rounds[i].push(figures);
+            }
+            max_rounds.push(oha_codes(
+                &broker,
+                &format!("max-{round}"),
+                Load::Closed {
+                    secs: LOAD_SECS,
+                    connections: MAX_CONNECTIONS,
+                },
+            )?);
+            Ok(())
+        })?;
     }
-    let max = oha_codes(
-        &broker,
-        "max",
-        Load::Closed {
-            secs: LOAD_SECS,
-            connections: MAX_CONNECTIONS,
-        },
-    )?;
     let rss_end = broker.rss()?;
     broker.stop()?;
+    remove_databases(&work.join("http"));
 
-    Ok(json!({
-        "fixed": fixed,
-        "max": max,
+    let mut memory = memory;
+    memory["rss_end_bytes"] = json!(rss_end);
+    let http = json!({
+        "rounds": ROUNDS,
+        "fixed": fixed_rounds.iter().map(|r| medians(r)).collect::<Vec<_>>(),
+        "max": medians(&max_rounds),
         "max_connections": MAX_CONNECTIONS,
         "fixed_connections": FIXED_CONNECTIONS,
-        "memory": {
-            "rss_start_bytes": rss_start,
-            "rss_idle_bytes": rss_idle,
-            "rss_with_codes_bytes": rss_filled,
-            "rss_end_bytes": rss_end,
-            "live_codes": live,
-            "errors": filled["errors"],
-            "bytes_per_code": (rss_filled as f64 - rss_idle as f64) / live.max(1.0),
-        },
-    }))
+        "memory": memory,
+    });
+    Ok((medians(&store_rounds), http))
 }
 
 pub(super) fn machine() -> Value {
@@ -369,11 +441,23 @@ pub(super) fn machine() -> Value {
 /// Everything measured, each budget's figure next to it with a verdict.
 fn report(store: Value, space: Value, http: Value) -> Value {
     let num = |v: &Value| v.as_f64().unwrap_or(0.0);
-    let raw = num(&store["raw_inserts_per_sec"]);
-    let max = num(&http["max"]["codes_per_sec"]);
-    // The broker's capacity (closed loop) against the store's: a fixed load
-    // below capacity would understate the share.
-    let share = if raw > 0.0 { max / raw } else { 0.0 };
+    // The broker's capacity (closed loop) against the store's, round by
+    // round (measured a minute apart at most), then the median: a fixed
+    // load below capacity would understate the share.
+    let rounds = |v: &Value| v["rounds"].as_array().cloned().unwrap_or_default();
+    let shares: Vec<f64> = rounds(&store)
+        .iter()
+        .zip(rounds(&http["max"]).iter())
+        .map(|(store, max)| {
+            let raw = num(&store["raw_inserts_per_sec"]);
+            if raw > 0.0 {
+                num(&max["codes_per_sec"]) / raw
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let share = median(&mut shares.clone());
     let at_budget = http["fixed"]
         .as_array()
         .and_then(|f| f.iter().find(|f| num(&f["offered_per_sec"]) >= BUDGET_RATE))
@@ -407,7 +491,7 @@ fn report(store: Value, space: Value, http: Value) -> Value {
         "budgets": {
             "codes_per_sec_at_5000": { "value": served, "budget": BUDGET_RATE, "ok": rate_ok },
             "p99_ms_at_5000": { "value": at_budget["p99_ms"], "budget": BUDGET_P99_MS, "ok": p99_ok },
-            "share_of_raw_store_rate": { "value": share, "budget": BUDGET_RAW_SHARE, "ok": share >= BUDGET_RAW_SHARE },
+            "share_of_raw_store_rate": { "value": share, "rounds": shares, "budget": BUDGET_RAW_SHARE, "ok": share >= BUDGET_RAW_SHARE },
             "allocation_p99_us_at_90pct": { "value": alloc_90["allocation"]["p99_us"], "budget": BUDGET_ALLOC_P99_US, "ok": alloc_ok },
             "bytes_per_live_code": { "value": per_code, "budget": BUDGET_BYTES_PER_CODE, "ok": per_code <= BUDGET_BYTES_PER_CODE },
         },
@@ -437,7 +521,12 @@ fn print_table(r: &Value) {
         }
     };
     let row = |what: &str, value: String, budget: &str, mark: &str| {
-        println!("  {what:<44} {value:>18}   {budget:<12} {mark}");
+        println!("  {what:<46} {value:>24}   {budget:<12} {mark}");
+    };
+    // One figure of each round, in order: "4,998 · 4,997 · 4,999".
+    let each = |v: &Value, f: &dyn Fn(&Value) -> String| {
+        let rounds = v["rounds"].as_array().cloned().unwrap_or_default();
+        rounds.iter().map(f).collect::<Vec<_>>().join(" · ")
     };
     let b = &r["budgets"];
     let m = &r["machine"];
@@ -453,7 +542,10 @@ fn print_table(r: &Value) {
         let offered = num(&f["offered_per_sec"]);
         let is_budget = offered >= BUDGET_RATE;
         row(
-            &format!("codes/s at {}/s offered ({LOAD_SECS} s)", grouped(offered)),
+            &format!(
+                "codes/s at {}/s offered ({LOAD_SECS} s each)",
+                grouped(offered)
+            ),
             grouped(num(&f["codes_per_sec"])),
             if is_budget { "≥ 5,000" } else { "" },
             if is_budget {
@@ -472,7 +564,13 @@ fn print_table(r: &Value) {
                 ""
             },
         );
-        row("  errors", grouped(num(&f["errors"])), "", "");
+        row(
+            "  p99 in each round",
+            each(f, &|r| format!("{:.1}", num(&r["p99_ms"]))) + " ms",
+            "",
+            "",
+        );
+        row("  errors (all rounds)", grouped(num(&f["errors"])), "", "");
     }
     let max = &r["http"]["max"];
     row(
@@ -492,6 +590,12 @@ fn print_table(r: &Value) {
         "",
         "",
     );
+    row(
+        "  codes/s in each round",
+        each(max, &|r| grouped(num(&r["codes_per_sec"]))),
+        "",
+        "",
+    );
     let store = &r["store"];
     // A latency summary's p50 / p99 in microseconds.
     let micros =
@@ -505,6 +609,12 @@ fn print_table(r: &Value) {
     row(
         "  p50 / p99 per transaction",
         micros(&store["raw_latency"]),
+        "",
+        "",
+    );
+    row(
+        "  insert/s in each round",
+        each(store, &|r| grouped(num(&r["raw_inserts_per_sec"]))),
         "",
         "",
     );
@@ -529,6 +639,13 @@ fn print_table(r: &Value) {
         "≥ 50 %",
         verdict(&b["share_of_raw_store_rate"]),
     );
+    let shares: Vec<String> = b["share_of_raw_store_rate"]["rounds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| format!("{:.0}", num(s) * 100.0))
+        .collect();
+    row("  in each round", shares.join(" · ") + " %", "", "");
     for l in r["code_space"]["levels"].as_array().into_iter().flatten() {
         let occ = num(&l["occupancy"]) * 100.0;
         let refused = num(&l["no_free_codes"]["count"]);
@@ -610,7 +727,10 @@ fn print_table(r: &Value) {
     println!(
         "  (p50 / p99; HTTP latencies from when each request was due; in-process rows \
          time the whole request through the app, without a socket; allocation rows \
-         time the store's choice of a free code among the request's 64 candidates)"
+         time the store's choice of a free code among the request's 64 candidates;\n   \
+         throughput and store rows: the median of {} rounds, each the store's raw rate \
+         then the broker's loads, and the ratio the median of the rounds' ratios)",
+        r["http"]["rounds"]
     );
 }
 
@@ -624,6 +744,23 @@ mod tests {
         assert_eq!(grouped(999.4), "999");
         assert_eq!(grouped(1_000.0), "1,000");
         assert_eq!(grouped(1_234_567.0), "1,234,567");
+    }
+
+    #[test]
+    fn rounds_merge_into_medians_and_errors_add_up() {
+        let rounds = [
+            json!({ "codes_per_sec": 4_990.0, "errors": 0.0, "lat": { "p99_us": 900 }, "kind": "a" }),
+            json!({ "codes_per_sec": 1_000.0, "errors": 2.0, "lat": { "p99_us": 100 }, "kind": "a" }),
+            json!({ "codes_per_sec": 5_000.0, "errors": 1.0, "lat": { "p99_us": 300 }, "kind": "a" }),
+        ];
+        let m = medians(&rounds);
+        assert_eq!(m["codes_per_sec"], 4_990.0);
+        assert_eq!(m["errors"], 3.0);
+        assert_eq!(m["lat"]["p99_us"], 300.0);
+        assert_eq!(m["kind"], "a");
+        assert_eq!(m["rounds"].as_array().map(Vec::len), Some(3));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
     }
 
     #[test]
