@@ -20,25 +20,28 @@ pub fn run(args: &[String]) -> Result {
         [] => false,
         [part] if part == "broker" => true,
         [flag, store] if flag == "--store" && store == "redis" => {
-            broker::ensure_oha()?;
+            let oha = broker::start_oha_install()?;
             tools::ensure_redis()?;
             build_broker()?;
+            oha.map_or(Ok(()), broker::OhaInstall::wait)?;
             return redis::run();
         }
         _ => return Err("usage: cargo xtask bench [broker | --store redis]".into()),
     };
+    // On a fresh machine the load generator builds while the rest does.
+    let oha = broker::start_oha_install()?;
     if broker_only {
-        broker::ensure_oha()?;
         build_broker()?;
+        oha.map_or(Ok(()), broker::OhaInstall::wait)?;
         return broker::run();
     }
     tools::ensure_build_tools()?;
     tools::ensure_test_tools()?;
     // The bench-only installs: the anchor SDK from npm, and the load generator.
     tools::ensure_bench_deps()?;
-    broker::ensure_oha()?;
     build::run()?;
     build_broker()?;
+    oha.map_or(Ok(()), broker::OhaInstall::wait)?;
 
     println!();
     println!("Script-tag payload (everything the script tag loads: the script, which draws the link, and the boot wasm it fetches at idle):");

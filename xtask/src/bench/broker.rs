@@ -25,7 +25,7 @@
 //! commit, with the broker's batching allowed to close the gap.
 
 use crate::broker::Broker;
-use crate::{cargo, describe, exec, output, root, step, Result};
+use crate::{cargo, describe, output, root, step, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,24 +55,82 @@ const BUDGET_RAW_SHARE: f64 = 0.5;
 const BUDGET_ALLOC_P99_US: f64 = 1_000.0;
 const BUDGET_BYTES_PER_CODE: f64 = 1_024.0;
 
-/// `oha` at [`OHA_VERSION`], installed with cargo if missing.
-pub fn ensure_oha() -> Result {
+/// An `oha` install running in the background (its output in a log file),
+/// so that on a fresh machine it builds while the rest does: the wasm
+/// builds leave a core idle most of the time. Waited for before anything
+/// is measured, so it never shares the machine with a measurement.
+pub struct OhaInstall {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+/// Starts installing `oha` at [`OHA_VERSION`] with cargo unless it is there
+/// already.
+pub fn start_oha_install() -> Result<Option<OhaInstall>> {
     if oha_version().as_deref() == Some(OHA_VERSION) {
-        return Ok(());
+        return Ok(None);
     }
-    step(
-        &format!("installing oha {OHA_VERSION}, the HTTP load generator (about 3 minutes, once)"),
-        || {
-            exec(cargo().args([
-                "install",
-                "oha",
-                "--version",
-                OHA_VERSION,
-                "--locked",
-                "--force",
-            ]))
-        },
-    )
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+    let log = dir.join("oha-install.log");
+    let file = std::fs::File::create(&log)
+        .map_err(|e| format!("could not create {}: {e}", log.display()))?;
+    let err = file
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut cmd = cargo();
+    cmd.args([
+        "install",
+        "oha",
+        "--version",
+        OHA_VERSION,
+        "--locked",
+        "--force",
+    ])
+    .stdout(file)
+    .stderr(err);
+    eprintln!(
+        "==> installing oha {OHA_VERSION}, the HTTP load generator, in the background \
+         (about 3 minutes, once; output in target/bench/oha-install.log)"
+    );
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("could not start {}: {e}", describe(&cmd)))?;
+    Ok(Some(OhaInstall { child, log }))
+}
+
+impl OhaInstall {
+    /// Waits for the install; a failure shows the end of its log.
+    pub fn wait(mut self) -> Result {
+        step(
+            &format!("waiting for the oha {OHA_VERSION} install to finish"),
+            || {
+                let status = self.child.wait().map_err(|e| format!("oha install: {e}"))?;
+                if status.success() && oha_version().as_deref() == Some(OHA_VERSION) {
+                    return Ok(());
+                }
+                let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                Err(format!(
+                    "installing oha {OHA_VERSION} failed ({status}); the end of {}:\n{}",
+                    self.log.display(),
+                    tail.join("\n")
+                ))
+            },
+        )
+    }
+}
+
+/// A bench that fails before it waits does not leave the install running.
+impl Drop for OhaInstall {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 fn oha_version() -> Option<String> {
