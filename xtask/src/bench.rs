@@ -37,7 +37,7 @@ pub fn run(args: &[String]) -> Result {
     }
     tools::ensure_build_tools()?;
     tools::ensure_test_tools()?;
-    // The bench-only installs: the anchor SDK from npm, and the load generator.
+    // The bench-only install: the anchor SDK from npm (oha started above).
     tools::ensure_bench_deps()?;
     build::run()?;
     build_broker()?;

@@ -111,8 +111,8 @@ impl OhaInstall {
                     return Ok(());
                 }
                 let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(15)..];
                 Err(format!(
                     "installing oha {OHA_VERSION} failed ({status}); the end of {}:\n{}",
                     self.log.display(),
