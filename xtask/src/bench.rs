@@ -23,7 +23,7 @@ pub fn run(args: &[String]) -> Result {
             let oha = broker::start_oha_install()?;
             tools::ensure_redis()?;
             build_broker()?;
-            oha.map_or(Ok(()), broker::OhaInstall::wait)?;
+            oha.wait()?;
             return redis::run();
         }
         _ => return Err("usage: cargo xtask bench [broker | --store redis]".into()),
@@ -32,7 +32,7 @@ pub fn run(args: &[String]) -> Result {
     let oha = broker::start_oha_install()?;
     if broker_only {
         build_broker()?;
-        oha.map_or(Ok(()), broker::OhaInstall::wait)?;
+        oha.wait()?;
         return broker::run();
     }
     tools::ensure_build_tools()?;
@@ -41,7 +41,7 @@ pub fn run(args: &[String]) -> Result {
     tools::ensure_bench_deps()?;
     build::run()?;
     build_broker()?;
-    oha.map_or(Ok(()), broker::OhaInstall::wait)?;
+    oha.wait()?;
 
     println!();
     println!("Script-tag payload (everything the script tag loads: the script, which draws the link, and the boot wasm it fetches at idle):");

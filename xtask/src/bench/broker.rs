@@ -35,9 +35,12 @@ use std::time::Duration;
 pub(super) const OHA_VERSION: &str = "1.4.1";
 
 /// Fixed offered loads, requests per second, each held for [`LOAD_SECS`].
-const RATES: [u32; 2] = [2_000, 5_000];
+/// The second is the budget's: offered a little above 5,000/s, so that the
+/// codes served, which the window's edges trim slightly, are the figure
+/// the budget is checked on.
+const RATES: [u32; 2] = [2_000, 5_100];
 pub(super) const LOAD_SECS: u32 = 10;
-/// Connections for the fixed loads: enough that 5,000/s never waits for a
+/// Connections for the fixed loads: enough that 5,100/s never waits for a
 /// free connection unless answers take over 12 ms.
 const FIXED_CONNECTIONS: u32 = 64;
 /// Connections for the closed-loop maximum (as `wrk -c 64` would use).
@@ -59,21 +62,22 @@ const BUDGET_BYTES_PER_CODE: f64 = 1_024.0;
 /// so that on a fresh machine it builds while the rest does: the wasm
 /// builds leave a core idle most of the time. Waited for before anything
 /// is measured, so it never shares the machine with a measurement.
+/// Nothing runs when `oha` was there already.
 pub struct OhaInstall {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
     log: PathBuf,
 }
 
 /// Starts installing `oha` at [`OHA_VERSION`] with cargo unless it is there
 /// already.
-pub fn start_oha_install() -> Result<Option<OhaInstall>> {
-    if oha_version().as_deref() == Some(OHA_VERSION) {
-        return Ok(None);
-    }
+pub fn start_oha_install() -> Result<OhaInstall> {
     let dir = root().join("target/bench");
+    let log = dir.join("oha-install.log");
+    if oha_version().as_deref() == Some(OHA_VERSION) {
+        return Ok(OhaInstall { child: None, log });
+    }
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("could not create {}: {e}", dir.display()))?;
-    let log = dir.join("oha-install.log");
     let file = std::fs::File::create(&log)
         .map_err(|e| format!("could not create {}: {e}", log.display()))?;
     let err = file
@@ -97,16 +101,22 @@ pub fn start_oha_install() -> Result<Option<OhaInstall>> {
     let child = cmd
         .spawn()
         .map_err(|e| format!("could not start {}: {e}", describe(&cmd)))?;
-    Ok(Some(OhaInstall { child, log }))
+    Ok(OhaInstall {
+        child: Some(child),
+        log,
+    })
 }
 
 impl OhaInstall {
     /// Waits for the install; a failure shows the end of its log.
     pub fn wait(mut self) -> Result {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
         step(
             &format!("waiting for the oha {OHA_VERSION} install to finish"),
             || {
-                let status = self.child.wait().map_err(|e| format!("oha install: {e}"))?;
+                let status = child.wait().map_err(|e| format!("oha install: {e}"))?;
                 if status.success() && oha_version().as_deref() == Some(OHA_VERSION) {
                     return Ok(());
                 }
@@ -126,9 +136,11 @@ impl OhaInstall {
 /// A bench that fails before it waits does not leave the install running.
 impl Drop for OhaInstall {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
     }
 }
@@ -521,11 +533,11 @@ fn report(store: Value, space: Value, http: Value) -> Value {
         .and_then(|f| f.iter().find(|f| num(&f["offered_per_sec"]) >= BUDGET_RATE))
         .cloned()
         .unwrap_or(Value::Null);
-    // "≥ 5,000 codes/s at p99 ≤ 20 ms": at 5,000/s offered, 99 % or more of
-    // it answered with a code (the window's edges cost a little), none
-    // failed, and p99 within budget.
+    // "≥ 5,000 codes/s at p99 ≤ 20 ms": at the load offered above 5,000/s,
+    // at least 5,000 codes a second answered, none failed, and p99 within
+    // budget.
     let served = num(&at_budget["codes_per_sec"]);
-    let rate_ok = served >= 0.99 * BUDGET_RATE && num(&at_budget["errors"]) == 0.0;
+    let rate_ok = served >= BUDGET_RATE && num(&at_budget["errors"]) == 0.0;
     let p99_ok = num(&at_budget["p99_ms"]) <= BUDGET_P99_MS;
     let alloc_90 = space["levels"]
         .as_array()
@@ -547,8 +559,8 @@ fn report(store: Value, space: Value, http: Value) -> Value {
         "http": http,
         "code_space": space,
         "budgets": {
-            "codes_per_sec_at_5000": { "value": served, "budget": BUDGET_RATE, "ok": rate_ok },
-            "p99_ms_at_5000": { "value": at_budget["p99_ms"], "budget": BUDGET_P99_MS, "ok": p99_ok },
+            "codes_per_sec_at_budget_load": { "value": served, "budget": BUDGET_RATE, "ok": rate_ok },
+            "p99_ms_at_budget_load": { "value": at_budget["p99_ms"], "budget": BUDGET_P99_MS, "ok": p99_ok },
             "share_of_raw_store_rate": { "value": share, "rounds": shares, "budget": BUDGET_RAW_SHARE, "ok": share >= BUDGET_RAW_SHARE },
             "allocation_p99_us_at_90pct": { "value": alloc_90["allocation"]["p99_us"], "budget": BUDGET_ALLOC_P99_US, "ok": alloc_ok },
             "bytes_per_live_code": { "value": per_code, "budget": BUDGET_BYTES_PER_CODE, "ok": per_code <= BUDGET_BYTES_PER_CODE },
@@ -607,7 +619,7 @@ fn print_table(r: &Value) {
             grouped(num(&f["codes_per_sec"])),
             if is_budget { "≥ 5,000" } else { "" },
             if is_budget {
-                verdict(&b["codes_per_sec_at_5000"])
+                verdict(&b["codes_per_sec_at_budget_load"])
             } else {
                 ""
             },
@@ -617,7 +629,7 @@ fn print_table(r: &Value) {
             format!("{:.1} / {:.1} ms", num(&f["p50_ms"]), num(&f["p99_ms"])),
             if is_budget { "p99 ≤ 20 ms" } else { "" },
             if is_budget {
-                verdict(&b["p99_ms_at_5000"])
+                verdict(&b["p99_ms_at_budget_load"])
             } else {
                 ""
             },
